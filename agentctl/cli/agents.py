@@ -1,0 +1,151 @@
+"""`agentctl agents ...`: registration, listing and the kill switch."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from agentctl.cli import render
+from agentctl.cli.options import Actor, Db, Json, Team, actor_name, open_db
+from agentctl.errors import CliError
+from agentctl.identity import valid_value
+from agentctl.store.models import Agent
+
+app = typer.Typer(
+    help="Register agents, list them, and switch them off or on.", no_args_is_help=True
+)
+
+Name = Annotated[str, typer.Argument(help="Agent name, as in X-Agent-Identity name=...")]
+Reason = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit trail).")]
+
+
+def _check(field: str, value: str) -> str:
+    if not valid_value(value):
+        raise CliError(
+            f"invalid {field} {value!r}: use lowercase letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit (at most 64 characters)",
+            exit_code=2,
+        )
+    return value
+
+
+def _when(us: int | None) -> str:
+    if not us:
+        return ""
+    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def agent_view(agent: Agent) -> dict[str, Any]:
+    return {
+        "name": agent.name,
+        "owner": agent.owner,
+        "purpose": agent.purpose,
+        "status": agent.status,
+        "registered": agent.registered,
+        "status_reason": agent.status_reason,
+        "status_actor": agent.status_actor,
+        "status_at": _when(agent.status_at_us) or None,
+        "created_at": _when(agent.created_at_us),
+    }
+
+
+@app.command("register")
+def register(
+    name: Name,
+    owner: Annotated[str, typer.Option("--owner", help="Owning team.")],
+    purpose: Annotated[str, typer.Option("--purpose", help="Purpose, e.g. production.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why.")] = None,
+    actor: Actor = None,
+    db: Db = None,
+    json_out: Json = False,
+) -> None:
+    """Register an agent and print its token once (only a hash is stored)."""
+    for field, value in (("name", name), ("owner", owner), ("purpose", purpose)):
+        _check(field, value)
+    store = open_db(db)
+    token = store.register_agent(name, owner, purpose, actor=actor_name(actor), reason=reason)
+    if json_out:
+        render.emit_json({"name": name, "owner": owner, "purpose": purpose, "token": token})
+        return
+    render.out(f"registered [bold]{name}[/] (owner {owner}, purpose {purpose})")
+    render.out("agent token (shown once; store it as the agent's API key):")
+    render.console.print(token, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("list")
+def list_agents(team: Team = None, db: Db = None, json_out: Json = False) -> None:
+    """List agents known to the store (registered or switched by name)."""
+    agents = open_db(db).list_agents(owner=team)
+    if json_out:
+        render.emit_json([agent_view(a) for a in agents])
+        return
+    rows = [
+        (
+            a.name,
+            a.owner,
+            a.purpose,
+            a.status,
+            "token" if a.registered else "declared",
+            a.status_reason or "",
+        )
+        for a in agents
+    ]
+    render.show(render.table(("agent", "owner", "purpose", "status", "identity", "reason"), rows))
+
+
+@app.command("show")
+def show(name: Name, db: Db = None, json_out: Json = False) -> None:
+    """Show one agent."""
+    agent = open_db(db).get_agent(name)
+    if agent is None:
+        raise CliError(
+            f"no agent named {name!r} in the store; `agentctl agents list` shows known agents"
+        )
+    view = agent_view(agent)
+    if json_out:
+        render.emit_json(view)
+        return
+    render.show(render.table(("field", "value"), view.items()))
+
+
+def _switch(
+    name: str, status: str, reason: str, actor: str | None, db: str | None, owner: str | None
+) -> Agent:
+    _check("name", name)
+    if not reason.strip():
+        raise CliError("--reason must not be empty; say why, for the audit trail", exit_code=2)
+    store = open_db(db)
+    return store.set_status(name, status, actor=actor_name(actor), reason=reason, owner=owner)
+
+
+@app.command("disable")
+def disable(
+    name: Name,
+    reason: Reason,
+    owner: Annotated[
+        str | None, typer.Option("--owner", help="Owner, if the name was never seen.")
+    ] = None,
+    actor: Actor = None,
+    db: Db = None,
+    json_out: Json = False,
+) -> None:
+    """Kill switch: refuse every request from this agent on every gateway within a second."""
+    agent = _switch(name, "disabled", reason, actor, db, owner)
+    if json_out:
+        render.emit_json(agent_view(agent))
+        return
+    render.out(f"[bold red]disabled[/] {agent.name}: {reason}")
+
+
+@app.command("enable")
+def enable(
+    name: Name, reason: Reason, actor: Actor = None, db: Db = None, json_out: Json = False
+) -> None:
+    """Let a disabled agent through again."""
+    agent = _switch(name, "active", reason, actor, db, None)
+    if json_out:
+        render.emit_json(agent_view(agent))
+        return
+    render.out(f"[bold green]enabled[/] {agent.name}: {reason}")

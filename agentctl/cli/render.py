@@ -1,0 +1,61 @@
+"""The one place the CLI prints. Human output through rich (NO_COLOR honoured by rich);
+`--json` output as one plain JSON document on stdout; errors on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def emit_line(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, separators=(",", ":"), default=str) + "\n")
+    sys.stdout.flush()
+
+
+def error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def warn(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def info(message: str) -> None:
+    err_console.print(message, highlight=False, soft_wrap=True)
+
+
+def out(message: str) -> None:
+    console.print(message, highlight=False, soft_wrap=True)
+
+
+def table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    title: str | None = None,
+    right: Iterable[str] = (),
+) -> Table:
+    right_cols = set(right)
+    tbl = Table(title=title, header_style="bold", expand=False)
+    for col in columns:
+        tbl.add_column(col, justify="right" if col in right_cols else "left")
+    for row in rows:
+        tbl.add_row(*("" if v is None else str(v) for v in row))
+    return tbl
+
+
+def show(renderable: Any) -> None:
+    console.print(renderable)

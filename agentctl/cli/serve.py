@@ -1,0 +1,161 @@
+"""`agentctl init` and `agentctl serve`: flags become Settings; the gateway does the rest."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agentctl.cli import render
+from agentctl.cli.options import ConfigFile, Db
+from agentctl.config import (
+    CONFIG_NAME,
+    SecretRef,
+    Upstream,
+    home_dir,
+    load_settings,
+)
+from agentctl.errors import CliError
+from agentctl.logs import setup_logging
+
+STARTER = """\
+# agentctl.yaml: gateway settings. Flags and AGENTCTL_* environment variables override it.
+# Secrets are never written here: use {"$env": "VARIABLE"} references.
+
+# Where the gateway listens. Listening beyond loopback requires gateway_key.
+host: 127.0.0.1
+port: 8787
+
+# Durable store: SQLite by default (in this directory), or postgresql://user@host/db.
+# database: sqlite:////path/to/agentctl.db
+
+# Hot counters: memory:// for one process, redis://host:6379/0 for several.
+counters: memory://
+
+# Optional shared key clients may present instead of an agent token.
+# gateway_key: {"$env": "AGENTCTL_GATEWAY_KEY"}
+
+identity:
+  # verify: registered agents must present their token; unregistered names are
+  #         served as "unverified". declare: the header alone is accepted.
+  mode: verify
+  # Allowed values of purpose= in X-Agent-Identity.
+  purposes: [batch, development, evaluation, production, staging, test]
+  # Pass X-Agent-Identity on to the upstream unchanged.
+  forward_header: true
+
+upstreams:
+  - name: openai
+    base_url: https://api.openai.com/v1     # replaces /v1 of the client's path
+    api_key: {"$env": "OPENAI_API_KEY"}
+    models: ["*"]                            # globs of model names this upstream serves
+    provider: openai                         # genai-prices provider id, for pricing
+    api: openai                              # openai | anthropic
+    auth: bearer                             # bearer | x-api-key
+    inject_stream_usage: true                # ask for stream usage, hide it if unasked
+    timeouts: {connect: 10, first_byte: 120, idle: 120, total: 900}
+  # - name: anthropic
+  #   base_url: https://api.anthropic.com/v1
+  #   api_key: {"$env": "ANTHROPIC_API_KEY"}
+  #   models: ["claude-*"]
+  #   provider: anthropic
+  #   api: anthropic
+  #   auth: x-api-key
+
+pricing:
+  # serve: unknown models are served and recorded as "unpriced" (with a warning).
+  # refuse: unknown models are refused before any upstream call.
+  unknown_model: serve
+  # USD per million tokens, as strings so they stay exact.
+  overrides: {}
+  #   my-finetune:
+  #     input_per_mtok: "1.20"
+  #     output_per_mtok: "4.80"
+  #     cached_input_per_mtok: "0.60"
+
+limits:
+  max_body_bytes: 33554432          # 32 MiB; larger requests get 413
+  default_max_output_tokens: 4096   # reservation estimate when a client sends no max_tokens
+  drain_seconds: 30                 # SIGTERM waits this long for in-flight requests
+
+audit:
+  flush_interval_ms: 100            # batch audit inserts; the journal makes them crash-safe
+  journal: true
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("serve")(serve)
+
+
+def init(
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    home: Annotated[
+        Path | None, typer.Option("--home", help="Home directory (default: AGENTCTL_HOME).")
+    ] = None,
+) -> None:
+    """Write a commented starter agentctl.yaml into the home directory."""
+    directory = home_dir(home)
+    path = directory / CONFIG_NAME
+    if path.exists() and not force:
+        raise CliError(f"{path} already exists; pass --force to overwrite it")
+    directory.mkdir(parents=True, exist_ok=True)
+    path.write_text(STARTER, encoding="utf-8")
+    render.out(f"wrote {path}")
+
+
+def serve(
+    config: ConfigFile = None,
+    host: Annotated[str | None, typer.Option("--host", help="Listen address [127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Listen port [8787].")] = None,
+    db: Db = None,
+    upstream: Annotated[
+        str | None,
+        typer.Option(
+            "--upstream",
+            help="Quick mode: one OpenAI-compatible upstream for all models, e.g. "
+            "https://api.openai.com/v1.",
+        ),
+    ] = None,
+    upstream_key_env: Annotated[
+        str,
+        typer.Option("--upstream-key-env", help="Environment variable holding its key."),
+    ] = "OPENAI_API_KEY",
+    provider: Annotated[
+        str, typer.Option("--provider", help="Pricing provider id for --upstream.")
+    ] = "openai",
+    log_format: Annotated[
+        str, typer.Option("--log-format", help="text or json.", envvar="AGENTCTL_LOG_FORMAT")
+    ] = "text",
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="debug, info, warning.", envvar="AGENTCTL_LOG_LEVEL")
+    ] = "info",
+) -> None:
+    """Run the gateway."""
+    from agentctl.gateway.server import check_settings
+    from agentctl.gateway.server import serve as run
+
+    setup_logging(log_format, log_level)
+    overrides: dict[str, object] = {"host": host, "port": port, "database": db}
+    if upstream:
+        overrides["upstreams"] = (
+            Upstream(
+                name="default",
+                base_url=upstream,
+                api_key=SecretRef.model_validate({"$env": upstream_key_env}),
+                provider=provider,
+            ),
+        )
+    settings = load_settings(config=config, overrides=overrides)
+    check_settings(settings)
+
+    def ready(url: str) -> None:
+        render.info(f"agentctl gateway listening on {url} (database {settings.database})")
+
+    try:
+        asyncio.run(run(settings, on_ready=ready))
+    except KeyboardInterrupt:
+        pass

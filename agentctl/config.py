@@ -1,0 +1,247 @@
+"""Settings: flags, then `AGENTCTL_*` environment variables, then `agentctl.yaml`, then defaults.
+
+This is the only module that reads `os.environ`. Secrets in files are references
+(`{"$env": "OPENAI_API_KEY"}`), never literals: a literal secret in `agentctl.yaml`
+is refused at load time, so config files can be committed and shared safely.
+`Settings` is frozen and handed to `create_app`; it is never passed to workers
+through the environment.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agentctl.errors import ConfigError
+from agentctl.identity import DEFAULT_PURPOSES
+
+CONFIG_NAME = "agentctl.yaml"
+ENV_PREFIX = "AGENTCTL_"
+
+
+class SecretRef(BaseModel):
+    """`{"$env": NAME}`: the value is read from the environment when needed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    env: str = Field(alias="$env")
+
+    def resolve(self) -> str | None:
+        return os.environ.get(self.env) or None
+
+
+def _secret(value: Any) -> Any:
+    if value is None or isinstance(value, SecretRef | dict):
+        return value
+    raise ValueError('secrets must be references like {"$env": "OPENAI_API_KEY"}, not literals')
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timeouts(_Model):
+    connect: float = 10.0
+    first_byte: float = 120.0
+    idle: float = 120.0  # between stream chunks
+    total: float = 900.0
+
+
+class Upstream(_Model):
+    name: str
+    base_url: str
+    api_key: SecretRef | None = None
+    models: tuple[str, ...] = ("*",)
+    provider: str = "openai"  # genai-prices provider id
+    api: Literal["openai", "anthropic"] = "openai"
+    auth: Literal["bearer", "x-api-key"] = "bearer"
+    inject_stream_usage: bool = True
+    timeouts: Timeouts = Timeouts()
+
+    _check_key = field_validator("api_key", mode="before")(_secret)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return v.rstrip("/")
+
+
+class IdentitySettings(_Model):
+    mode: Literal["verify", "declare"] = "verify"
+    purposes: tuple[str, ...] = tuple(sorted(DEFAULT_PURPOSES))
+    forward_header: bool = True
+
+
+class ModelPrice(_Model):
+    """USD per million tokens; strings so they stay exact Decimals."""
+
+    input_per_mtok: str
+    output_per_mtok: str
+    cached_input_per_mtok: str | None = None
+    cache_write_per_mtok: str | None = None
+
+
+class Pricing(_Model):
+    unknown_model: Literal["serve", "refuse"] = "serve"
+    overrides: dict[str, ModelPrice] = {}
+
+
+class Limits(_Model):
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_response_bytes: int = 256 * 1024 * 1024
+    default_max_output_tokens: int = 4096  # reservation estimate when the client sends none
+    drain_seconds: float = 30.0
+
+
+class Audit(_Model):
+    flush_interval_ms: int = 100
+    journal: bool = True
+
+
+class FileConfig(_Model):
+    """The shape of agentctl.yaml."""
+
+    host: str = "127.0.0.1"
+    port: int = 8787
+    database: str | None = None
+    counters: str = "memory://"
+    gateway_key: SecretRef | None = None
+    admin_token: SecretRef | None = None
+    identity: IdentitySettings = IdentitySettings()
+    upstreams: tuple[Upstream, ...] = ()
+    pricing: Pricing = Pricing()
+    limits: Limits = Limits()
+    audit: Audit = Audit()
+    policy_poll_ms: int = 250
+
+    _check_keys = field_validator("gateway_key", "admin_token", mode="before")(_secret)
+
+
+class Settings(_Model):
+    """Everything `create_app` needs, fully resolved."""
+
+    home: Path
+    host: str = "127.0.0.1"
+    port: int = 8787
+    database: str
+    counters: str = "memory://"
+    gateway_key: str | None = None
+    admin_token: str | None = None
+    identity: IdentitySettings = IdentitySettings()
+    upstreams: tuple[Upstream, ...] = ()
+    pricing: Pricing = Pricing()
+    limits: Limits = Limits()
+    audit: Audit = Audit()
+    policy_poll_ms: int = 250
+
+    @property
+    def journal_path(self) -> Path:
+        return self.home / "journal"
+
+    def upstream_secret(self, upstream: Upstream) -> str | None:
+        return upstream.api_key.resolve() if upstream.api_key else None
+
+
+def home_dir(explicit: str | Path | None = None) -> Path:
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get(ENV_PREFIX + "HOME")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("agentctl", appauthor=False))
+
+
+def default_database(home: Path) -> str:
+    return f"sqlite:///{home / 'agentctl.db'}"
+
+
+def env(name: str) -> str | None:
+    """An `AGENTCTL_*` variable (the CLI's envvar options go through typer)."""
+    return os.environ.get(ENV_PREFIX + name) or None
+
+
+def env_var(name: str) -> str | None:
+    """Any environment variable, by full name (provider keys for quick mode)."""
+    return os.environ.get(name) or None
+
+
+def read_file_config(path: Path | None, home: Path) -> FileConfig:
+    if path is None:
+        path = home / CONFIG_NAME
+        if not path.exists():
+            return FileConfig()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} does not exist; run `agentctl init` to write one"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must be a mapping of settings")
+    try:
+        return FileConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_explain(exc)}") from exc
+
+
+def _explain(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def load_settings(
+    *,
+    home: str | Path | None = None,
+    config: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Build Settings. `overrides` are CLI flags (None values are ignored)."""
+    home_path = home_dir(home)
+    file_cfg = read_file_config(config, home_path)
+    data: dict[str, Any] = file_cfg.model_dump(exclude={"gateway_key", "admin_token"})
+    data["gateway_key"] = file_cfg.gateway_key.resolve() if file_cfg.gateway_key else None
+    data["admin_token"] = file_cfg.admin_token.resolve() if file_cfg.admin_token else None
+    for key, var in (
+        ("gateway_key", "GATEWAY_KEY"),
+        ("admin_token", "ADMIN_TOKEN"),
+        ("database", "DB"),
+        ("counters", "COUNTERS"),
+    ):
+        value = env(var)
+        if value:
+            data[key] = value
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            data[key] = value
+    data["database"] = data.get("database") or default_database(home_path)
+    data["home"] = home_path
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from exc
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,162 @@
+"""`create_app`: the whole envelope in order: middlewares, cleanup contexts, routes.
+
+Importing this module does nothing; every app is a fresh object built from Settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+
+from agentctl import __version__
+from agentctl.config import Settings
+from agentctl.errors import GatewayError
+from agentctl.facts import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES
+from agentctl.gateway.keys import GATEWAY
+from agentctl.gateway.pipeline import endpoint_handler
+from agentctl.gateway.runtime import Gateway
+from agentctl.store.recorder import Journal, Recorder, replay
+from agentctl.store.sql import Store
+
+log = logging.getLogger("agentctl.gateway")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+UNAUDITED = frozenset({"/healthz", "/metrics"})
+
+
+@web.middleware
+async def openai_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Anything that escapes the pipeline still answers in the OpenAI error shape.
+
+    Unknown paths and methods are client mistakes (404/405) and are audited like any
+    other refusal; a genuine bug is a 500 `internal_error`, logged with its request id.
+    """
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "unknown_endpoint", 405: "method_not_allowed"}.get(exc.status, "bad_request")
+        message = (
+            f"{request.method} {request.path} is not an endpoint of this gateway"
+            if exc.status in (404, 405)
+            else exc.reason
+        )
+        err = GatewayError(exc.status, code, message)
+    except GatewayError as exc:
+        err = exc
+    except Exception:
+        rid = "req_" + secrets.token_hex(12)
+        log.exception("internal error handling %s %s (%s)", request.method, request.path, rid)
+        err = GatewayError(500, "internal_error", f"internal gateway error ({rid})")
+    gw = request.app[GATEWAY]
+    call = gw.new_call(request)
+    call.refuse(err.status, err.code, err.message, refused=err.status < 500)
+    if request.path not in UNAUDITED:
+        gw.recorder.record(call.row())
+    headers = {"x-request-id": call.request_id, **err.headers}
+    return web.json_response(err.body(), status=err.status, headers=headers)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    return web.json_response(
+        {
+            "status": "ok",
+            "version": __version__,
+            "inflight": gw.inflight,
+            "audit_pending": gw.recorder.pending,
+        }
+    )
+
+
+async def list_models(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    models = dict.fromkeys(gw.router.models())
+    assert gw.session is not None
+    for upstream in gw.settings.upstreams:
+        if upstream.api != "openai":
+            continue
+        secret = gw.secrets.get(upstream.name)
+        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        try:
+            async with asyncio.timeout(upstream.timeouts.connect + 5):
+                async with gw.session.get(upstream.base_url + "/models", headers=headers) as resp:
+                    if resp.status == 200:
+                        data = await resp.json()
+                        for item in data.get("data", []):
+                            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                                models.setdefault(item["id"])
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            continue
+    now = int(time.time())
+    data = [{"id": m, "object": "model", "created": now, "owned_by": "agentctl"} for m in models]
+    return web.json_response({"object": "list", "data": data})
+
+
+def create_app(settings: Settings, *, store: Store | None = None) -> web.Application:
+    app = web.Application(
+        middlewares=[openai_errors],
+        client_max_size=settings.limits.max_body_bytes,
+    )
+    app.cleanup_ctx.append(_gateway_ctx(settings, store))
+    routes = [
+        web.post("/v1/chat/completions", endpoint_handler(CHAT)),
+        web.post("/v1/completions", endpoint_handler(COMPLETIONS)),
+        web.post("/v1/embeddings", endpoint_handler(EMBEDDINGS)),
+        web.post("/v1/responses", endpoint_handler(RESPONSES)),
+        web.post("/v1/messages", endpoint_handler(MESSAGES)),
+        web.get("/v1/models", list_models),
+        web.get("/healthz", healthz),
+    ]
+    app.add_routes(routes)
+    return app
+
+
+def _gateway_ctx(
+    settings: Settings, store: Store | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        own_store = store is None
+        db = store or Store(settings.database)
+        await asyncio.to_thread(db.ensure_ready)
+        journal_dir = settings.journal_path
+        if settings.audit.journal:
+            recovered, interrupted = await asyncio.to_thread(replay, db, journal_dir)
+            if recovered:
+                log.warning(
+                    "recovered %d audit record(s) from the journal (%d interrupted)",
+                    recovered,
+                    interrupted,
+                )
+        journal = Journal(journal_dir) if settings.audit.journal else None
+        recorder = Recorder(
+            db, journal=journal, flush_interval=settings.audit.flush_interval_ms / 1000
+        )
+        recorder.start()
+        gateway = Gateway(settings, db, recorder)
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+        gateway.session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=True, trust_env=False
+        )
+        app[GATEWAY] = gateway
+        watcher = asyncio.create_task(gateway.watch())
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await gateway.session.close()
+            await asyncio.to_thread(recorder.close)
+            if own_store:
+                db.close()
+
+    return ctx

@@ -1,0 +1,145 @@
+"""THE request pipeline. Every proxied call runs `handle()`, top to bottom:
+
+1. identify   who is calling (token / declaration), in memory
+2. read       bounded body, one JSON parse, request facts
+3. decide     agent status, then policy (model access, caps, rate, quotas)
+4. reserve    worst-case cost and counts against every window (inside `decide`)
+5. route      the upstream for this model
+6. forward    substitute the provider key, relay (streams event by event)
+7. settle     in `finally`: usage -> exact cost -> settle the reservation
+8. audit      in `finally`: exactly one record, whatever happened
+
+Steps 7-8 run on success, refusal, upstream error, timeout, client disconnect and
+cancellation alike; that is why this is one function with one `try/finally` and not
+a middleware chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiohttp import web
+
+from agentctl.errors import GatewayError, Refusal
+from agentctl.gateway.call import Call
+from agentctl.gateway.keys import GATEWAY
+from agentctl.gateway.reading import extract_facts, parse_body, read_body
+from agentctl.gateway.runtime import Gateway
+from agentctl.gateway.upstream import (
+    forward,
+    inject_usage,
+    needs_usage_injection,
+    upstream_headers,
+)
+
+log = logging.getLogger("agentctl.pipeline")
+
+
+async def handle(request: web.Request, endpoint: str) -> web.StreamResponse:
+    gw = request.app[GATEWAY]
+    call = gw.new_call(request)
+    gw.inflight += 1
+    try:
+        call.identity = gw.directory.identify(request.headers)
+        raw = await read_body(request, gw.limits.max_body_bytes)
+        body = parse_body(raw)
+        facts = call.facts = extract_facts(
+            body, len(raw), endpoint, request.path, _retry_count(request)
+        )
+        route = gw.router.resolve(facts.model, endpoint, request.path)
+        if route is None:
+            raise GatewayError(
+                404,
+                "model_not_found",
+                f"no upstream serves model {facts.model!r}; check `upstreams` in agentctl.yaml",
+                param="model",
+            )
+        call.upstream, call.upstream_model = route.upstream.name, route.model
+        call.provider = route.upstream.provider
+        await decide(gw, call)
+        payload = raw
+        hide_usage_chunk = needs_usage_injection(facts, body, route)
+        if hide_usage_chunk:
+            payload = inject_usage(body)
+        headers = upstream_headers(
+            request.headers,
+            route,
+            gw.secrets.get(route.upstream.name),
+            gw.settings.identity.forward_header,
+        )
+        gw.recorder.begin(call.begin_row())
+        call.forwarded = True
+        assert gw.session is not None
+        return await forward(
+            session=gw.session,
+            request=request,
+            call=call,
+            route=route,
+            payload=payload,
+            headers=headers,
+            facts=facts,
+            hide_usage_chunk=hide_usage_chunk,
+            max_response_bytes=gw.limits.max_response_bytes,
+            own_headers=gw.own_headers(call),
+        )
+    except GatewayError as err:
+        refused = isinstance(err, Refusal) or err.status < 500
+        call.refuse(err.status, err.code, err.message, refused=refused)
+        return error_response(err, gw.own_headers(call))
+    finally:
+        gw.inflight -= 1
+        await asyncio.shield(settle(gw, call))
+
+
+async def decide(gw: Gateway, call: Call) -> None:
+    """Step 3 (and 4 once policy is configured): may this call go ahead?"""
+    assert call.identity is not None
+    agent = gw.directory.agent(call.identity.name)
+    if agent is not None and agent.status == "disabled":
+        raise Refusal(
+            403,
+            "agent_disabled",
+            f"agent {agent.name!r} is disabled ({agent.status_reason or 'no reason given'}, "
+            f"by {agent.status_actor or 'unknown'}); an operator can re-enable it with "
+            f"`agentctl agents enable {agent.name} --reason ...`",
+            should_retry=False,
+        )
+
+
+async def settle(gw: Gateway, call: Call) -> None:
+    """Steps 7-8: exact cost from the metered usage, then exactly one audit record."""
+    call.finished = time.perf_counter()
+    if call.status == 0 and call.outcome == "served":
+        call.outcome = "disconnected"  # cancelled before the upstream answered
+    usage = call.usage
+    if usage is not None and usage.total_tokens:
+        cost = gw.pricer.cost(usage, call.upstream_model or call.facts.model, call.provider)  # type: ignore[union-attr]
+        call.cost_pico = cost.pico
+        if not cost.priced:
+            gw.warn_unpriced(call.upstream_model, call.provider)
+    else:
+        call.cost_pico = 0
+    try:
+        gw.recorder.record(call.row())
+    except Exception:  # the journal is the last line of defence; never lose the request
+        log.exception("failed to journal audit record %s", call.request_id)
+
+
+def _retry_count(request: web.Request) -> int:
+    value = request.headers.get("x-stainless-retry-count", "0")
+    return int(value) if value.isdigit() else 0
+
+
+def error_response(err: GatewayError, own_headers: dict[str, str]) -> web.Response:
+    headers = {**own_headers, **err.headers}
+    return web.json_response(err.body(), status=err.status, headers=headers)
+
+
+def endpoint_handler(endpoint: str):  # type: ignore[no-untyped-def]
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await handle(request, endpoint)
+
+    handler.__name__ = f"handle_{endpoint}"
+    return handler

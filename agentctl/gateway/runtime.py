@@ -1,0 +1,118 @@
+"""`Gateway`: the composition root holding every long-lived part of a running gateway.
+
+Built by `create_app`; the pipeline receives it through the app key. Nothing here
+does per-request I/O; the store is only touched by the recorder thread and by the
+change poller (one cheap version query per interval).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from agentctl.config import Settings
+from agentctl.gateway.call import Call
+from agentctl.gateway.directory import Directory
+from agentctl.gateway.routing import Router
+from agentctl.pricing import Pricer
+from agentctl.store.recorder import Recorder
+from agentctl.store.sql import Store
+
+log = logging.getLogger("agentctl.gateway")
+
+
+class Gateway:
+    def __init__(self, settings: Settings, store: Store, recorder: Recorder) -> None:
+        self.settings = settings
+        self.store = store
+        self.recorder = recorder
+        self.limits = settings.limits
+        self.router = Router(settings.upstreams)
+        self.pricer = Pricer(dict(settings.pricing.overrides))
+        self.directory = Directory(
+            store.registry(),
+            mode=settings.identity.mode,
+            purposes=frozenset(settings.identity.purposes),
+            gateway_key=settings.gateway_key,
+        )
+        self.session: aiohttp.ClientSession | None = None
+        self.secrets: dict[str, str | None] = {
+            u.name: settings.upstream_secret(u) for u in settings.upstreams
+        }
+        self.state_version = store.state_version()
+        self.unpriced_seen: set[str] = set()
+        self.inflight = 0
+        self.policy_version = ""
+        self.hooks: list[Any] = []  # later subsystems (policy, trust, metrics)
+
+    def new_call(self, request: web.Request) -> Call:
+        peer = request.remote or ""
+        return Call(
+            request_id="req_" + secrets.token_hex(12),
+            ts_us=time.time_ns() // 1000,
+            started=time.perf_counter(),
+            path=request.path,
+            client=peer,
+            policy_version=self.policy_version,
+        )
+
+    def own_headers(self, call: Call) -> dict[str, str]:
+        headers = {"x-request-id": call.request_id}
+        if call.identity is not None:
+            headers["x-agentctl-agent"] = call.identity.name
+            headers["x-agentctl-verification"] = call.identity.verification
+        headers.update(call.extra_headers)
+        return headers
+
+    async def refresh(self) -> bool:
+        """Reload agents and credentials if an operator changed anything."""
+        version = await asyncio.to_thread(self.store.state_version)
+        if version == self.state_version:
+            return False
+        registry = await asyncio.to_thread(self.store.registry)
+        self.directory.replace(registry)
+        self.state_version = version
+        for hook in self.hooks:
+            reload = getattr(hook, "reload", None)
+            if reload is not None:
+                await reload()
+        return True
+
+    async def watch(self) -> None:
+        interval = self.settings.policy_poll_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh()
+            except Exception as exc:  # store briefly unavailable: keep serving from cache
+                log.warning("could not poll the store for changes: %s", exc)
+
+    def warn_unpriced(self, model: str, provider: str) -> None:
+        key = f"{provider}/{model}"
+        if key in self.unpriced_seen:
+            return
+        self.unpriced_seen.add(key)
+        log.warning(
+            "model %r (provider %s) has no price; requests are recorded as unpriced. "
+            "Add it under pricing.overrides in agentctl.yaml",
+            model,
+            provider,
+        )
+        self.recorder.record(
+            {
+                "kind": "unpriced_model",
+                "request_id": "evt_" + secrets.token_hex(12),
+                "ts_us": time.time_ns() // 1000,
+                "model": model,
+                "upstream": provider,
+                "outcome": "event",
+                "actor": "gateway",
+                "reason": "no price in genai-prices or pricing.overrides",
+            }
+        )

@@ -1,0 +1,94 @@
+"""Running a gateway: startup checks, the listening socket, graceful shutdown.
+
+SIGTERM/SIGINT: stop accepting, let in-flight requests finish for up to
+`limits.drain_seconds`, then flush the recorder and exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import signal
+import socket
+from collections.abc import Callable
+
+from aiohttp import web
+
+from agentctl.config import Settings, is_loopback
+from agentctl.errors import ConfigError
+from agentctl.gateway.app import create_app
+
+log = logging.getLogger("agentctl.gateway")
+
+
+def check_settings(settings: Settings) -> None:
+    if not is_loopback(settings.host) and not settings.gateway_key:
+        raise ConfigError(
+            f"refusing to listen on {settings.host} without a gateway key: anyone who can "
+            "reach it could spend your provider credit. Set AGENTCTL_GATEWAY_KEY (or "
+            'gateway_key: {"$env": NAME} in agentctl.yaml), or listen on 127.0.0.1'
+        )
+    if not settings.upstreams:
+        raise ConfigError(
+            "no upstream configured: pass --upstream URL (e.g. --upstream "
+            "https://api.openai.com/v1) or add `upstreams:` to agentctl.yaml (agentctl init)"
+        )
+
+
+def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"port {port} on {host} is already in use; stop the other process or pass --port N"
+            ) from None
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(
+    settings: Settings,
+    *,
+    sock: socket.socket | None = None,
+    on_ready: Callable[[str], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    app = create_app(settings)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=settings.limits.drain_seconds,
+    )
+    await runner.setup()
+    sock = sock or bind_socket(settings.host, settings.port)
+    site = web.SockSite(runner, sock, shutdown_timeout=settings.limits.drain_seconds)
+    await site.start()
+    host, port = sock.getsockname()[:2]
+    url = f"http://{host}:{port}"
+    if on_ready is not None:
+        on_ready(url)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    try:
+        await stop.wait()
+        log.info(
+            "shutting down: draining in-flight requests (up to %ss)", settings.limits.drain_seconds
+        )
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,78 @@
+"""Ordered, named schema migrations recorded in `_agentctl_migrations` (llm's pattern).
+
+Rules: never edit or rename a shipped migration; append a new one. Each takes a
+SQLAlchemy connection and uses portable DDL so it runs on SQLite and PostgreSQL.
+`m001_initial` creates the tables as declared in `store/models.py` at the time;
+later migrations that add columns must check the inspector first, because a fresh
+database already gets the current shape from m001.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
+
+from agentctl.store import models
+
+Migration = Callable[[Connection], None]
+
+
+def m001_initial(conn: Connection) -> None:
+    tables = [
+        models.Agent.__table__,
+        models.Credential.__table__,
+        models.PolicyVersion.__table__,
+        models.StateVersion.__table__,
+        models.ChainHead.__table__,
+        models.AuditRecord.__table__,
+    ]
+    SQLModel.metadata.create_all(conn, tables=tables)  # type: ignore[arg-type]
+
+
+def m002_report_indexes(conn: Connection) -> None:
+    existing = {ix["name"] for ix in sa.inspect(conn).get_indexes("audit")}
+    for name, cols in (
+        ("ix_audit_kind_ts", "kind, ts_us"),
+        ("ix_audit_owner_ts", "owner, ts_us"),
+        ("ix_audit_agent_ts", "agent, ts_us"),
+    ):
+        if name not in existing:
+            conn.execute(sa.text(f"CREATE INDEX {name} ON audit ({cols})"))
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_report_indexes]
+
+_TABLE = sa.Table(
+    "_agentctl_migrations",
+    sa.MetaData(),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("applied_at_us", sa.BigInteger, nullable=False),
+)
+
+
+def applied(conn: Connection) -> set[str]:
+    if not sa.inspect(conn).has_table(_TABLE.name):
+        return set()
+    return {row[0] for row in conn.execute(sa.select(_TABLE.c.name))}
+
+
+def pending(conn: Connection) -> list[str]:
+    done = applied(conn)
+    return [m.__name__ for m in MIGRATIONS if m.__name__ not in done]
+
+
+def migrate(conn: Connection, now_us: int) -> list[str]:
+    """Apply pending migrations in order; return the names applied. Idempotent."""
+    _TABLE.metadata.create_all(conn)
+    done = applied(conn)
+    ran: list[str] = []
+    for migration in MIGRATIONS:
+        if migration.__name__ in done:
+            continue
+        migration(conn)
+        conn.execute(_TABLE.insert().values(name=migration.__name__, applied_at_us=now_us))
+        ran.append(migration.__name__)
+    return ran

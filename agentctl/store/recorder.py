@@ -1,0 +1,264 @@
+"""The single audit writer: a journal on the request path, batched inserts off it.
+
+Durability contract (docs/decisions.md, "Audit durability"):
+- Before a request is forwarded upstream, a `begin` line (request id, identity,
+  reserved estimate) is appended to the journal; when the request ends, an `end`
+  line with the full record. Appends are single `os.write` calls on an O_APPEND
+  file: they survive SIGKILL (the page cache belongs to the kernel), not power loss
+  unless `audit.fsync` is on.
+- A background thread drains an in-memory queue into the store in batches (one
+  transaction per batch), so no request waits on the database and SQLite has one
+  writer. If the store is unavailable the thread retries; the journal keeps every
+  row meanwhile.
+- At start, journal segments left by dead processes (not flock-ed) are replayed:
+  `end` lines become records, `begin` lines without an `end` become `interrupted`
+  records with their reserved estimate. Inserts are idempotent by request id.
+- Segments rotate by size; a closed segment is deleted once every request that began
+  in it has ended and every row written to it has been committed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from agentctl.store.sql import Store
+
+log = logging.getLogger("agentctl.recorder")
+
+SEGMENT_BYTES = 8 * 1024 * 1024
+_STOP = object()
+
+
+class _Segment:
+    __slots__ = ("closed", "fd", "open_begins", "path", "size", "uncommitted")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.size = 0
+        self.open_begins: set[str] = set()
+        self.uncommitted = 0
+        self.closed = False
+
+
+class Journal:
+    """Append-only, segment-rotated, flock-ed by its owning process."""
+
+    def __init__(self, directory: Path, *, fsync: bool = False) -> None:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.directory = directory
+        self._fsync = fsync
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._prefix = f"seg-{os.getpid()}-{time.time_ns()}"
+        self._begun: dict[str, _Segment] = {}
+        self._segments: list[_Segment] = []
+        self._current = self._open_segment()
+
+    def _open_segment(self) -> _Segment:
+        self._seq += 1
+        seg = _Segment(self.directory / f"{self._prefix}-{self._seq:06d}.jsonl")
+        self._segments.append(seg)
+        return seg
+
+    def _write(self, line: bytes) -> _Segment:
+        seg = self._current
+        os.write(seg.fd, line)
+        if self._fsync:
+            os.fsync(seg.fd)
+        seg.size += len(line)
+        if seg.size >= SEGMENT_BYTES:
+            seg.closed = True
+            self._current = self._open_segment()
+            self._collect()
+        return seg
+
+    def begin(self, row: Mapping[str, Any]) -> None:
+        line = json.dumps({"t": "b", **row}, default=str).encode() + b"\n"
+        with self._lock:
+            seg = self._write(line)
+            seg.open_begins.add(row["request_id"])
+            self._begun[row["request_id"]] = seg
+
+    def end(self, row: Mapping[str, Any]) -> _Segment:
+        line = json.dumps({"t": "e", **row}, default=str).encode() + b"\n"
+        with self._lock:
+            seg = self._write(line)
+            seg.uncommitted += 1
+            started = self._begun.pop(row["request_id"], None)
+            if started is not None:
+                started.open_begins.discard(row["request_id"])
+            return seg
+
+    def committed(self, segments: list[_Segment]) -> None:
+        with self._lock:
+            for seg in segments:
+                seg.uncommitted -= 1
+            self._collect()
+
+    def _collect(self) -> None:
+        keep = []
+        for seg in self._segments:
+            if seg.closed and not seg.open_begins and seg.uncommitted == 0:
+                os.close(seg.fd)
+                seg.path.unlink(missing_ok=True)
+            else:
+                keep.append(seg)
+        self._segments = keep
+
+    def close(self) -> None:
+        """Called after everything is committed: remove this process's segments."""
+        with self._lock:
+            for seg in self._segments:
+                seg.closed = True
+            self._collect()
+            for seg in self._segments:  # still holding unfinished work: keep for replay
+                os.close(seg.fd)
+            self._segments = []
+
+
+def replay(store: Store, directory: Path) -> tuple[int, int]:
+    """Recover segments of dead processes. Returns (records inserted, interrupted)."""
+    if not directory.exists():
+        return 0, 0
+    begins: dict[str, dict[str, Any]] = {}
+    ends: dict[str, dict[str, Any]] = {}
+    claimed: list[tuple[int, Path]] = []
+    try:
+        for path in sorted(directory.glob("seg-*.jsonl")):
+            fd = os.open(path, os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)  # a live process owns it
+                continue
+            claimed.append((fd, path))
+            with open(path, "rb") as fh:
+                for raw in fh:
+                    try:
+                        entry = json.loads(raw)
+                    except ValueError:
+                        continue  # a torn last line from the crash
+                    kind = entry.pop("t", None)
+                    rid = entry.get("request_id")
+                    if isinstance(entry, dict) and rid:
+                        (ends if kind == "e" else begins)[rid] = entry
+        rows = list(ends.values())
+        interrupted = 0
+        for rid, begin in begins.items():
+            if rid not in ends:
+                begin.update(outcome="interrupted", usage_source="estimated")
+                begin.setdefault("message", "gateway stopped before the request finished")
+                rows.append(begin)
+                interrupted += 1
+        recovered = store.append_records(rows) if rows else 0
+        for _, path in claimed:
+            path.unlink(missing_ok=True)
+        return recovered, interrupted
+    finally:
+        for fd, _ in claimed:
+            os.close(fd)
+
+
+class Recorder:
+    """Queue + one writer thread. `record()` is cheap and never blocks on the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        journal: Journal | None,
+        flush_interval: float = 0.1,
+        batch_size: int = 500,
+        on_commit: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.journal = journal
+        self.flush_interval = flush_interval
+        self.batch_size = batch_size
+        self.on_commit = on_commit
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="agentctl-recorder", daemon=True)
+        self.committed = 0
+        self.failures = 0
+        self.pending = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def begin(self, row: Mapping[str, Any]) -> None:
+        if self.journal is not None:
+            self.journal.begin(row)
+
+    def record(self, row: dict[str, Any]) -> None:
+        seg = self.journal.end(row) if self.journal is not None else None
+        self.pending += 1
+        self._queue.put((row, seg))
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        if self.journal is not None and not self._thread.is_alive():
+            self.journal.close()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[tuple[dict[str, Any], Any]] = []
+            try:
+                item = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            deadline = time.monotonic() + self.flush_interval
+            while True:
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+                if len(batch) >= self.batch_size:
+                    break
+                remaining = deadline - time.monotonic()
+                try:
+                    item = (
+                        self._queue.get(timeout=max(remaining, 0))
+                        if remaining > 0
+                        else (self._queue.get_nowait())
+                    )
+                except queue.Empty:
+                    break
+            if batch:
+                self._commit(batch, final=stopping)
+
+    def _commit(self, batch: list[tuple[dict[str, Any], Any]], *, final: bool) -> None:
+        rows = [row for row, _ in batch]
+        delay = 0.05
+        while True:
+            try:
+                self.store.append_records(rows)
+                break
+            except Exception as exc:  # the store is locked or unreachable: keep trying
+                self.failures += 1
+                log.warning("audit store write failed (%s); retrying, journal keeps rows", exc)
+                if final and delay > 2:
+                    return  # shutting down: the journal is replayed at next start
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self.committed += len(rows)
+        self.pending -= len(rows)
+        if self.journal is not None:
+            self.journal.committed([seg for _, seg in batch if seg is not None])
+        if self.on_commit is not None:
+            try:
+                self.on_commit(rows)
+            except Exception:  # observers must never stop the writer
+                log.exception("audit commit observer failed")

@@ -1,0 +1,452 @@
+"""`Store`: the durable state (agents, credentials, policy versions, audit) over SQL.
+
+One implementation for SQLite and PostgreSQL through SQLAlchemy/SQLModel. The only
+dialect-specific code is engine setup in `_engine()` (WAL, busy timeout, file
+permissions for SQLite; driver name for PostgreSQL).
+
+The API is synchronous on purpose: the gateway calls it from its recorder thread
+and from `asyncio.to_thread` (never per request); the CLI calls it directly.
+
+Writers that append to the audit chain serialise on the chain-head row: the first
+statement of the transaction is an UPDATE of that row, which takes SQLite's write
+lock (waiting up to the busy timeout) and a row lock on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session, select
+
+from agentctl.errors import CliError
+from agentctl.store import migrations
+from agentctl.store.chain import record_hash
+from agentctl.store.models import (
+    Agent,
+    AuditRecord,
+    ChainHead,
+    Credential,
+    StateVersion,
+)
+
+AUDIT = AuditRecord.__table__  # type: ignore[attr-defined]
+CHAIN = "main"
+TOKEN_PREFIX = "agk_"
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class StoreError(CliError):
+    pass
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///") :])
+        if str(path) not in ("", ":memory:"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+        engine = sa.create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=8
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://") :]
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        try:
+            import psycopg  # noqa: F401
+        except ImportError as exc:
+            raise StoreError(
+                "PostgreSQL support needs the driver: pip install 'agentctl[postgres]'"
+            ) from exc
+        return sa.create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+    raise StoreError(
+        f"unsupported database URL {url!r}; use sqlite:///PATH or postgresql://USER@HOST/DB"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    """What the gateway caches in memory: agents by name, active credentials by key id."""
+
+    agents: dict[str, Agent]
+    credentials: dict[str, Credential]
+
+
+def hash_secret(secret: str) -> str:
+    return sha256(secret.encode()).hexdigest()
+
+
+def split_token(token: str) -> tuple[str, str] | None:
+    """`agk_<key_id>_<secret>` -> (key_id, secret), or None if not of that form."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    key_id, sep, secret = token[len(TOKEN_PREFIX) :].partition("_")
+    if not sep or len(key_id) != 16 or not secret:
+        return None
+    return key_id, secret
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _engine(url)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+
+    # -- lifecycle -------------------------------------------------------
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def pending_migrations(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return migrations.pending(conn)
+
+    def migrate(self) -> list[str]:
+        with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(724001)"))
+            ran = migrations.migrate(conn, now_us())
+            exists = conn.execute(
+                sa.select(ChainHead.__table__.c.chain).where(  # type: ignore[attr-defined]
+                    ChainHead.__table__.c.chain == CHAIN  # type: ignore[attr-defined]
+                )
+            ).first()
+            if exists is None:
+                conn.execute(
+                    ChainHead.__table__.insert().values(chain=CHAIN, last_id=0, last_hash="")  # type: ignore[attr-defined]
+                )
+        return ran
+
+    def ensure_ready(self) -> None:
+        """SQLite migrates itself; PostgreSQL must be migrated explicitly."""
+        if self.is_sqlite:
+            self.migrate()
+            return
+        pending = self.pending_migrations()
+        if pending:
+            raise StoreError(
+                f"database has {len(pending)} pending migration(s) ({', '.join(pending)}); "
+                f"run `agentctl db migrate --db {self.safe_url}` first"
+            )
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    # -- change notification --------------------------------------------
+    def state_version(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(StateVersion.__table__.c.version), 0))  # type: ignore[attr-defined]
+            ).scalar_one()
+        return int(value)
+
+    def _bump(self, conn: Connection, topic: str) -> None:
+        table = StateVersion.__table__  # type: ignore[attr-defined]
+        updated = conn.execute(
+            table.update().where(table.c.topic == topic).values(version=table.c.version + 1)
+        )
+        if updated.rowcount == 0:
+            conn.execute(table.insert().values(topic=topic, version=1))
+
+    # -- agents ----------------------------------------------------------
+    def registry(self) -> Registry:
+        with Session(self.engine) as session:
+            agents = {a.name: a for a in session.exec(select(Agent))}
+            creds = {
+                c.key_id: c
+                for c in session.exec(select(Credential).where(Credential.status == "active"))
+            }
+        return Registry(agents, creds)
+
+    def get_agent(self, name: str) -> Agent | None:
+        with Session(self.engine) as session:
+            return session.exec(select(Agent).where(Agent.name == name)).first()
+
+    def list_agents(self, owner: str | None = None) -> list[Agent]:
+        with Session(self.engine) as session:
+            query = select(Agent).order_by(Agent.name)  # type: ignore[arg-type]
+            if owner:
+                query = query.where(Agent.owner == owner)
+            return list(session.exec(query))
+
+    def register_agent(
+        self, name: str, owner: str, purpose: str, *, actor: str, reason: str | None
+    ) -> str:
+        """Create (or bind a declared-only) agent with a new credential; return the token."""
+        key_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        token = f"{TOKEN_PREFIX}{key_id}_{secret}"
+        ts = now_us()
+        with Session(self.engine) as session, session.begin():
+            agent = session.exec(select(Agent).where(Agent.name == name)).first()
+            if agent is not None and agent.registered:
+                raise StoreError(
+                    f"agent {name!r} is already registered; use `agentctl agents rotate {name}` "
+                    "for a new token"
+                )
+            before = _agent_view(agent) if agent else None
+            if agent is None:
+                agent = Agent(
+                    name=name, owner=owner, purpose=purpose, created_at_us=ts, updated_at_us=ts
+                )
+            agent.owner, agent.purpose, agent.registered, agent.updated_at_us = (
+                owner,
+                purpose,
+                True,
+                ts,
+            )
+            session.add(agent)
+            session.add(
+                Credential(
+                    agent=name, key_id=key_id, secret_hash=hash_secret(secret), created_at_us=ts
+                )
+            )
+            session.flush()
+            conn = session.connection()
+            self._bump(conn, "agents")
+            self._append_event(
+                conn,
+                "register",
+                agent=agent,
+                actor=actor,
+                reason=reason,
+                detail={"before": before, "after": _agent_view(agent), "key_id": key_id},
+            )
+        return token
+
+    def set_status(
+        self,
+        name: str,
+        status: str,
+        *,
+        actor: str,
+        reason: str,
+        owner: str | None = None,
+        purpose: str | None = None,
+        kind: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> Agent:
+        """Enable or disable an agent. Declared-only names get a row so the switch holds."""
+        ts = now_us()
+        with Session(self.engine) as session, session.begin():
+            agent = session.exec(select(Agent).where(Agent.name == name)).first()
+            before = _agent_view(agent) if agent else None
+            if agent is None:
+                agent = Agent(
+                    name=name,
+                    owner=owner or "",
+                    purpose=purpose or "",
+                    created_at_us=ts,
+                    updated_at_us=ts,
+                )
+            agent.status = status
+            agent.status_reason = reason
+            agent.status_actor = actor
+            agent.status_at_us = ts
+            agent.updated_at_us = ts
+            session.add(agent)
+            session.flush()
+            conn = session.connection()
+            self._bump(conn, "agents")
+            self._append_event(
+                conn,
+                kind or ("disable" if status == "disabled" else "enable"),
+                agent=agent,
+                actor=actor,
+                reason=reason,
+                detail={"before": before, "after": _agent_view(agent), **(detail or {})},
+            )
+            session.refresh(agent)
+            session.expunge(agent)
+        return agent
+
+    # -- audit -----------------------------------------------------------
+    def _append_event(
+        self,
+        conn: Connection,
+        kind: str,
+        *,
+        agent: Agent | None,
+        actor: str,
+        reason: str | None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        row = {
+            "kind": kind,
+            "request_id": f"evt_{secrets.token_hex(12)}",
+            "ts_us": now_us(),
+            "agent": agent.name if agent else "",
+            "owner": agent.owner if agent else "",
+            "purpose": agent.purpose if agent else "",
+            "outcome": "event",
+            "actor": actor,
+            "reason": reason,
+            "detail": json.dumps(detail or {}, sort_keys=True, default=str),
+        }
+        self._append(conn, [row])
+
+    def record_event(
+        self,
+        kind: str,
+        *,
+        actor: str,
+        reason: str | None,
+        agent: str = "",
+        owner: str = "",
+        purpose: str = "",
+        detail: Mapping[str, Any] | None = None,
+        bump: str | None = None,
+    ) -> None:
+        with self.engine.begin() as conn:
+            row = {
+                "kind": kind,
+                "request_id": f"evt_{secrets.token_hex(12)}",
+                "ts_us": now_us(),
+                "agent": agent,
+                "owner": owner,
+                "purpose": purpose,
+                "outcome": "event",
+                "actor": actor,
+                "reason": reason,
+                "detail": json.dumps(detail or {}, sort_keys=True, default=str),
+            }
+            self._append(conn, [row])
+            if bump:
+                self._bump(conn, bump)
+
+    def append_records(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Append audit rows in one transaction; rows whose request_id exists are skipped."""
+        if not rows:
+            return 0
+        with self.engine.begin() as conn:
+            return self._append(conn, rows)
+
+    def _append(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+        heads = ChainHead.__table__  # type: ignore[attr-defined]
+        # Lock first (write lock on SQLite, row lock on PostgreSQL), then read.
+        conn.execute(heads.update().where(heads.c.chain == CHAIN).values(last_id=heads.c.last_id))
+        head = conn.execute(
+            sa.select(heads.c.last_id, heads.c.last_hash).where(heads.c.chain == CHAIN)
+        ).first()
+        last_id, last_hash = (head[0], head[1]) if head else (0, "")
+        ids = [r["request_id"] for r in rows]
+        existing: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            existing.update(
+                r[0]
+                for r in conn.execute(
+                    sa.select(AUDIT.c.request_id).where(AUDIT.c.request_id.in_(chunk))
+                )
+            )
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for raw in rows:
+            if raw["request_id"] in existing or raw["request_id"] in seen:
+                continue
+            seen.add(raw["request_id"])
+            row = _full_row(raw)
+            last_id += 1
+            row["id"] = last_id
+            row["chain"] = CHAIN
+            row["prev_hash"] = last_hash
+            row["hash"] = last_hash = record_hash(last_hash, row)
+            out.append(row)
+        if out:
+            conn.execute(AUDIT.insert(), out)
+            conn.execute(
+                heads.update()
+                .where(heads.c.chain == CHAIN)
+                .values(last_id=last_id, last_hash=last_hash)
+            )
+        return len(out)
+
+    def records_after(
+        self,
+        cursor: int,
+        *,
+        limit: int = 1000,
+        kinds: Iterable[str] | None = ("request",),
+        agent: str | None = None,
+        owner: str | None = None,
+    ) -> list[dict[str, Any]]:
+        query = sa.select(AUDIT).where(AUDIT.c.id > cursor).order_by(AUDIT.c.id).limit(limit)
+        if kinds is not None:
+            query = query.where(AUDIT.c.kind.in_(list(kinds)))
+        if agent:
+            query = query.where(AUDIT.c.agent == agent)
+        if owner:
+            query = query.where(AUDIT.c.owner == owner)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def last_id(self) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(sa.select(sa.func.coalesce(sa.func.max(AUDIT.c.id), 0))).scalar_one()
+            )
+
+    def count_records(self, kind: str = "request") -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(AUDIT).where(AUDIT.c.kind == kind)
+                ).scalar_one()
+            )
+
+
+_DEFAULTS: dict[str, Any] = {
+    c.name: (c.default.arg if c.default is not None and not callable(c.default.arg) else None)
+    for c in AUDIT.columns
+}
+
+
+def _full_row(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Every column present with its default, so hashes cover a fixed set of fields."""
+    row = dict(_DEFAULTS)
+    row.update(raw)
+    row.pop("id", None)
+    return row
+
+
+def _agent_view(agent: Agent | None) -> dict[str, Any] | None:
+    if agent is None:
+        return None
+    return {
+        "name": agent.name,
+        "owner": agent.owner,
+        "purpose": agent.purpose,
+        "status": agent.status,
+        "status_reason": agent.status_reason,
+        "registered": agent.registered,
+    }
+
+
+def open_store(url: str) -> Store:
+    return Store(url)
