@@ -171,18 +171,23 @@ class Pricer:
         for pattern, price in self._overrides.items():
             if name == pattern or fnmatch.fnmatchcase(name, pattern):
                 return _override_rate(pattern, price)
-        for candidate in dict.fromkeys((name, strip_snapshot(name))):
-            try:
-                calc = calc_price(
-                    GPUsage(input_tokens=0),
-                    candidate,
-                    provider_id=provider,
-                    genai_request_timestamp=when,
-                )
-            except LookupError:
-                continue
-            source = f"genai-prices:{calc.provider.id}/{calc.model.id}"
-            return _linear_rate(calc.model_price, source)
+        # The configured provider first; then genai-prices' guess from the model name
+        # (an OpenAI-compatible upstream serving claude-* still costs Anthropic's list
+        # price, and a guessed price beats a silent $0). The source says which it was.
+        for provider_id in (provider, None):
+            for candidate in dict.fromkeys((name, strip_snapshot(name))):
+                try:
+                    calc = calc_price(
+                        GPUsage(input_tokens=0),
+                        candidate,
+                        provider_id=provider_id,
+                        genai_request_timestamp=when,
+                    )
+                except LookupError:
+                    continue
+                guessed = "" if provider_id else " (provider guessed)"
+                source = f"genai-prices:{calc.provider.id}/{calc.model.id}{guessed}"
+                return _linear_rate(calc.model_price, source)
         return None
 
     def cost(self, usage: Usage, model: str, provider: str, when: datetime | None = None) -> Cost:

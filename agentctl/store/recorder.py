@@ -189,9 +189,11 @@ class Recorder:
         self.on_commit = on_commit
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="agentctl-recorder", daemon=True)
+        # Each counter is written by one thread only: `submitted` by the event loop,
+        # `committed` by the writer, so `pending` needs no lock.
+        self.submitted = 0
         self.committed = 0
         self.failures = 0
-        self.pending = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -202,8 +204,21 @@ class Recorder:
 
     def record(self, row: dict[str, Any]) -> None:
         seg = self.journal.end(row) if self.journal is not None else None
-        self.pending += 1
+        self.submitted += 1
         self._queue.put((row, seg))
+
+    @property
+    def pending(self) -> int:
+        return self.submitted - self.committed
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until every submitted row is committed (tests, shutdown, CLI demo)."""
+        deadline = time.monotonic() + timeout
+        while self.pending > 0:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
     def close(self, timeout: float = 10.0) -> None:
         self._queue.put(_STOP)
@@ -254,7 +269,6 @@ class Recorder:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self.committed += len(rows)
-        self.pending -= len(rows)
         if self.journal is not None:
             self.journal.committed([seg for _, seg in batch if seg is not None])
         if self.on_commit is not None:
