@@ -13,6 +13,9 @@ from rich.table import Table
 
 console = Console()
 err_console = Console(stderr=True)
+if not console.is_terminal:
+    # Piped output is read by people later (CI logs, files): don't squeeze it into 80.
+    console.width = max(console.width, 160)
 
 
 def emit_json(data: Any) -> None:
@@ -47,13 +50,22 @@ def table(
     *,
     title: str | None = None,
     right: Iterable[str] = (),
+    keep: Iterable[str] = ("agent",),
 ) -> Table:
-    right_cols = set(right)
+    """A table; columns in `keep` are never truncated (names matter more than widths)."""
+    right_cols, keep_cols = set(right), set(keep)
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
     tbl = Table(title=title, header_style="bold", expand=False)
-    for col in columns:
-        tbl.add_column(col, justify="right" if col in right_cols else "left")
-    for row in rows:
-        tbl.add_row(*("" if v is None else str(v) for v in row))
+    for i, col in enumerate(columns):
+        widest = max([len(col), *(len(r[i]) for r in cells if i < len(r))])
+        tbl.add_column(
+            col,
+            justify="right" if col in right_cols else "left",
+            no_wrap=col in keep_cols,
+            min_width=widest if col in keep_cols else None,
+        )
+    for row in cells:
+        tbl.add_row(*row)
     return tbl
 
 

@@ -82,9 +82,12 @@ def report(
         writer.writerow({**data["totals"], **totals})
         sys.stdout.write(buf.getvalue())
         return
-    table_rows = [[r.get(c) for c in columns] for r in rows]
+    shown = [k for k in keys if k != "team" or "owner" not in keys]
+    metrics = ("requests", "denied", "errors", "prompt_tokens", "completion_tokens")
+    labels = [*shown, "requests", "denied", "errors", "tokens in", "tokens out", "cost_usd"]
+    table_rows = [[r.get(c) for c in (*shown, *metrics, "cost_usd")] for r in rows]
     total = data["totals"]
     table_rows.append(
-        ["TOTAL", *([""] * (len(keys) - 1))] + [total[m] for m in METRICS] + [total["cost_usd"]]
+        ["TOTAL", *([""] * (len(shown) - 1)), *(total[m] for m in metrics), total["cost_usd"]]
     )
-    render.show(render.table(columns, table_rows, right=[*METRICS, "cost_usd"]))
+    render.show(render.table(labels, table_rows, right=labels[len(shown) :]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -155,7 +156,5 @@ def serve(
     def ready(url: str) -> None:
         render.info(f"agentctl gateway listening on {url} (database {settings.database})")
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(settings, on_ready=ready))
-    except KeyboardInterrupt:
-        pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated
 
 import typer
@@ -17,6 +18,11 @@ from agentctl.fleet import Fleet, call_line
 
 def register(app: typer.Typer) -> None:
     app.command("tail")(tail)
+
+
+def _usd(value: str) -> str:
+    """Display rounding only (reports keep every digit)."""
+    return f"{Decimal(value):.4f}"
 
 
 def _table(fleet: Fleet) -> Table:
@@ -45,8 +51,8 @@ def _table(fleet: Fleet) -> Table:
             r["purpose"],
             r["requests_per_min"],
             r["tokens_per_min"],
-            r["usd_per_min"],
-            r["usd_today"],
+            _usd(r["usd_per_min"]),
+            _usd(r["usd_today"]),
             r["last_status"],
             r["last_error"],
         )

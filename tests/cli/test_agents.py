@@ -1,0 +1,115 @@
+"""`agentctl init` and `agentctl agents ...` through typer's runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from agentctl.cli import app
+from agentctl.store.sql import Store, hash_secret, split_token
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> object:
+    return runner.invoke(app, list(args))
+
+
+def test_init_writes_starter_and_refuses_overwrite(home: Path) -> None:
+    result = runner.invoke(app, ["init"])
+    assert result.exit_code == 0, result.output
+    text = (home / "agentctl.yaml").read_text()
+    assert "upstreams:" in text and '{"$env": "OPENAI_API_KEY"}' in text
+    again = runner.invoke(app, ["init"])
+    assert again.exit_code == 1
+    assert "--force" in again.output
+    assert runner.invoke(app, ["init", "--force"]).exit_code == 0
+
+
+def test_starter_config_loads(home: Path) -> None:
+    from agentctl.config import load_settings
+
+    runner.invoke(app, ["init"])
+    settings = load_settings()
+    assert settings.upstreams[0].name == "openai"
+    assert settings.identity.mode == "verify"
+
+
+def test_register_prints_token_once_and_stores_hash(home: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["agents", "register", "bot-a", "--owner", "team-ml", "--purpose", "production", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    token = json.loads(result.output)["token"]
+    key_id, secret = split_token(token)
+    store = Store(f"sqlite:///{home / 'agentctl.db'}")
+    cred = store.registry().credentials[key_id]
+    assert cred.secret_hash == hash_secret(secret)
+    db_bytes = (home / "agentctl.db").read_bytes()
+    assert secret.encode() not in db_bytes
+    again = runner.invoke(
+        app, ["agents", "register", "bot-a", "--owner", "team-ml", "--purpose", "production"]
+    )
+    assert again.exit_code == 1 and "already registered" in again.output
+
+
+def test_register_rejects_invalid_names(home: Path) -> None:
+    result = runner.invoke(
+        app, ["agents", "register", "Bot A", "--owner", "team-ml", "--purpose", "production"]
+    )
+    assert result.exit_code == 2
+    assert "invalid name" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_list_show_disable_enable(home: Path) -> None:
+    runner.invoke(app, ["agents", "register", "bot-a", "--owner", "team-ml", "--purpose", "batch"])
+    runner.invoke(app, ["agents", "register", "bot-b", "--owner", "team-x", "--purpose", "batch"])
+    listed = json.loads(
+        runner.invoke(app, ["agents", "list", "--team", "team-ml", "--json"]).output
+    )
+    assert [a["name"] for a in listed] == ["bot-a"]
+    res = runner.invoke(
+        app, ["agents", "disable", "bot-a", "--reason", "runaway", "--actor", "alice"]
+    )
+    assert res.exit_code == 0, res.output
+    shown = json.loads(runner.invoke(app, ["agents", "show", "bot-a", "--json"]).output)
+    assert shown["status"] == "disabled"
+    assert (shown["status_reason"], shown["status_actor"]) == ("runaway", "alice")
+    runner.invoke(app, ["agents", "enable", "bot-a", "--reason", "fixed"])
+    shown = json.loads(runner.invoke(app, ["agents", "show", "bot-a", "--json"]).output)
+    assert shown["status"] == "active"
+    store = Store(f"sqlite:///{home / 'agentctl.db'}")
+    events = store.records_after(0, kinds=("register", "disable", "enable"))
+    assert [
+        (e["kind"], e["agent"], e["actor"] if e["kind"] == "disable" else "") for e in events
+    ] == [
+        ("register", "bot-a", ""),
+        ("register", "bot-b", ""),
+        ("disable", "bot-a", "alice"),
+        ("enable", "bot-a", ""),
+    ]
+    assert [e["reason"] for e in events[2:]] == ["runaway", "fixed"]
+
+
+def test_disable_declared_only_name(home: Path) -> None:
+    res = runner.invoke(app, ["agents", "disable", "never-seen", "--reason", "block it"])
+    assert res.exit_code == 0, res.output
+    shown = json.loads(runner.invoke(app, ["agents", "show", "never-seen", "--json"]).output)
+    assert shown["status"] == "disabled" and shown["registered"] is False
+
+
+def test_show_unknown_agent_is_a_clear_error(home: Path) -> None:
+    res = runner.invoke(app, ["agents", "show", "ghost"])
+    assert res.exit_code == 1
+    assert "no agent named 'ghost'" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_bad_database_url_is_a_clear_error(home: Path) -> None:
+    res = runner.invoke(app, ["agents", "list", "--db", "mysql://nope"])
+    assert res.exit_code == 1
+    assert "unsupported database URL" in res.output

@@ -1,0 +1,99 @@
+"""The real commands as subprocesses: serve, agents disable, report, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import openai
+import pytest
+from genai_prices import Usage as GPUsage
+from genai_prices import calc_price
+
+from agentctl.money import to_pico, usd_str
+from agentctl.simulator import RunningSimulator
+from tests.conftest import CANARY
+from tests.procs import GatewayProcess, agentctl
+
+pytestmark = pytest.mark.slow
+IDENTITY = "name=sub-bot; owner=team-ml; purpose=production"
+
+
+async def test_serve_quick_mode_end_to_end(home: Path, sim: RunningSimulator) -> None:
+    env = {"AGENTCTL_HOME": str(home)}
+    gw = GatewayProcess(
+        ["--upstream", sim.openai_url, "--upstream-key-env", "SIM_PROVIDER_KEY"], home
+    )
+    try:
+        await asyncio.to_thread(gw.wait_ready)
+        client = openai.AsyncOpenAI(
+            base_url=gw.url + "/v1", api_key="sk-x", default_headers={"X-Agent-Identity": IDENTITY}
+        )
+        resp = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "a b c d"}]
+        )
+        assert sim.state.requests[-1].headers["Authorization"] == f"Bearer {CANARY}"
+
+        done = await asyncio.to_thread(
+            agentctl, "agents", "disable", "sub-bot", "--reason", "test", env=env
+        )
+        assert done.returncode == 0, done.stderr
+        started = time.monotonic()
+        refused = None
+        while time.monotonic() - started < 3:
+            try:
+                await client.with_options(max_retries=0).chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "again"}]
+                )
+            except openai.PermissionDeniedError as exc:
+                refused = exc
+                break
+            await asyncio.sleep(0.05)
+        assert refused is not None and refused.code == "agent_disabled"
+        assert refused.response.headers["x-should-retry"] == "false"
+        assert time.monotonic() - started < 1.5
+
+        # The report waits for the recorder's batch; poll until both records are in.
+        for _ in range(50):
+            rep = await asyncio.to_thread(
+                agentctl, "report", "--agent", "sub-bot", "--format", "json", env=env
+            )
+            data = json.loads(rep.stdout)
+            if data["totals"]["requests"] == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert data["totals"]["requests"] == 2 and data["totals"]["denied"] == 1
+        price = calc_price(
+            GPUsage(
+                input_tokens=resp.usage.prompt_tokens, output_tokens=resp.usage.completion_tokens
+            ),
+            "gpt-4o-mini",
+            provider_id="openai",
+        ).total_price
+        assert data["totals"]["cost_usd"] == usd_str(to_pico(Decimal(price)))
+    finally:
+        code = await asyncio.to_thread(gw.stop, signal.SIGTERM)
+    assert code == 0, gw.output()
+    assert CANARY not in gw.output()
+
+
+def test_serve_refuses_public_bind_without_key(home: Path) -> None:
+    res = agentctl("serve", "--host", "0.0.0.0", "--upstream", "http://127.0.0.1:9/v1")
+    assert res.returncode == 1
+    assert "gateway key" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_serve_without_upstream_says_how(home: Path) -> None:
+    res = agentctl("serve")
+    assert res.returncode == 1 and "--upstream" in res.stderr
+
+
+def test_demo_runs_offline_and_cleans_up(home: Path) -> None:
+    res = agentctl("demo", "--seconds", "4", timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "runaway-loop" in res.stdout and "TOTAL" in res.stdout
+    assert "simulated upstream" in res.stderr
