@@ -85,13 +85,16 @@ class Directory:
         token_identity = None
         if secret is not None:
             token_identity = self._token_identity(secret)
-            if token_identity is None and self.gateway_key is not None:
-                if not hmac.compare_digest(secret.encode(), self.gateway_key.encode()):
-                    raise GatewayError(
-                        401,
-                        "invalid_api_key",
-                        "the API key is neither this gateway's key nor a valid agent token",
-                    )
+            if (
+                token_identity is None
+                and self.gateway_key is not None
+                and not hmac.compare_digest(secret.encode(), self.gateway_key.encode())
+            ):
+                raise GatewayError(
+                    401,
+                    "invalid_api_key",
+                    "the API key is neither this gateway's key nor a valid agent token",
+                )
         elif self.gateway_key is not None:
             raise GatewayError(
                 401,
