@@ -11,6 +11,7 @@ hash chain covers everything an auditor needs, and one cursor (`id`) feeds `tail
 
 from __future__ import annotations
 
+from sqlalchemy import BigInteger
 from sqlmodel import Field, SQLModel
 
 
@@ -24,10 +25,10 @@ class Agent(SQLModel, table=True):
     status: str = "active"  # active | disabled
     status_reason: str | None = None
     status_actor: str | None = None
-    status_at_us: int | None = None
+    status_at_us: int | None = Field(default=None, sa_type=BigInteger)
     registered: bool = False  # True when a credential binds the name
-    created_at_us: int
-    updated_at_us: int
+    created_at_us: int = Field(sa_type=BigInteger)
+    updated_at_us: int = Field(sa_type=BigInteger)
 
 
 class Credential(SQLModel, table=True):
@@ -38,9 +39,10 @@ class Credential(SQLModel, table=True):
     key_id: str = Field(index=True, unique=True)
     secret_hash: str  # hex sha256 of the secret part; the token itself is never stored
     status: str = "active"  # active | revoked
-    created_at_us: int
-    expires_at_us: int | None = None  # set during a rotation grace period
-    revoked_at_us: int | None = None
+    created_at_us: int = Field(sa_type=BigInteger)
+    # set during a rotation grace period
+    expires_at_us: int | None = Field(default=None, sa_type=BigInteger)
+    revoked_at_us: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class PolicyVersion(SQLModel, table=True):
@@ -50,7 +52,7 @@ class PolicyVersion(SQLModel, table=True):
     version: str = Field(index=True, unique=True)  # content hash
     document: str  # canonical JSON of the validated policy set
     sources: str  # JSON list of file names
-    applied_at_us: int
+    applied_at_us: int = Field(sa_type=BigInteger)
     actor: str
 
 
@@ -69,17 +71,18 @@ class ChainHead(SQLModel, table=True):
     __tablename__ = "chain_heads"
 
     chain: str = Field(primary_key=True)
-    last_id: int = 0
+    last_id: int = Field(default=0, sa_type=BigInteger)
     last_hash: str = ""
 
 
 class AuditRecord(SQLModel, table=True):
     __tablename__ = "audit"
 
-    id: int | None = Field(default=None, primary_key=True)
+    # Assigned by the appender (contiguous), never by the database.
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
     kind: str = Field(default="request", index=True)
     request_id: str = Field(index=True, unique=True)
-    ts_us: int = Field(index=True)
+    ts_us: int = Field(index=True, sa_type=BigInteger)
     agent: str = Field(default="", index=True)
     owner: str = ""
     purpose: str = ""
@@ -101,8 +104,8 @@ class AuditRecord(SQLModel, table=True):
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     usage_source: str = "none"  # reported | estimated | none
-    cost_pico: int | None = None
-    reserved_pico: int = 0
+    cost_pico: int | None = Field(default=None, sa_type=BigInteger)
+    reserved_pico: int = Field(default=0, sa_type=BigInteger)
     latency_ms: float = 0.0
     ttfb_ms: float | None = None
     stream: bool = False

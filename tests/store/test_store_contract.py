@@ -1,0 +1,110 @@
+"""One contract for the Store, run against SQLite and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentctl.store.chain import record_hash
+from agentctl.store.sql import Store, StoreError, hash_secret, split_token
+from tests.backends import postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s = Store(f"sqlite:///{tmp_path / 'c.db'}")
+        s.migrate()
+        yield s
+        s.close()
+        return
+    gen = postgres_database()
+    url = next(gen)
+    s = Store(url)
+    s.migrate()
+    try:
+        yield s
+    finally:
+        s.close()
+        next(gen, None)
+
+
+def test_migrate_is_idempotent(store: Store) -> None:
+    assert store.pending_migrations() == []
+    assert store.migrate() == []
+
+
+def test_register_and_registry(store: Store) -> None:
+    token = store.register_agent("bot-a", "team-ml", "production", actor="op", reason="new")
+    key_id, secret = split_token(token)
+    reg = store.registry()
+    assert reg.agents["bot-a"].registered
+    assert reg.credentials[key_id].secret_hash == hash_secret(secret)
+    with pytest.raises(StoreError, match="already registered"):
+        store.register_agent("bot-a", "team-ml", "production", actor="op", reason=None)
+
+
+def test_status_changes_bump_version_and_are_events(store: Store) -> None:
+    v0 = store.state_version()
+    store.set_status("declared-bot", "disabled", actor="alice", reason="loop", owner="team-x")
+    assert store.state_version() > v0
+    agent = store.get_agent("declared-bot")
+    assert agent is not None and agent.status == "disabled" and not agent.registered
+    events = store.records_after(0, kinds=("disable",))
+    assert [(e["agent"], e["actor"], e["reason"]) for e in events] == [
+        ("declared-bot", "alice", "loop")
+    ]
+
+
+def test_append_is_idempotent_and_chained(store: Store) -> None:
+    rows = [{"request_id": f"r{i}", "ts_us": 1000 + i, "agent": "a", "cost_pico": i} for i in range(5)]
+    assert store.append_records(rows) == 5
+    assert store.append_records(rows[2:] + [{"request_id": "r9", "ts_us": 2000}]) == 1
+    recs = store.records_after(0, limit=100, kinds=None)
+    assert [r["id"] for r in recs] == list(range(1, 7))
+    prev = ""
+    for rec in recs:
+        assert rec["prev_hash"] == prev
+        body = {k: v for k, v in rec.items() if k != "hash"}
+        assert rec["hash"] == record_hash(prev, body)
+        prev = rec["hash"]
+
+
+def test_concurrent_writers_keep_one_chain(store: Store) -> None:
+    """The gateway's recorder and CLI operator events append from different connections."""
+
+    def writer(n: int) -> None:
+        for i in range(10):
+            store.append_records([{"request_id": f"w{n}-{i}", "ts_us": i}])
+
+    def operator() -> None:
+        for i in range(5):
+            store.set_status(f"agent-{i}", "disabled", actor="op", reason="x")
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    threads.append(threading.Thread(target=operator))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    recs = store.records_after(0, limit=1000, kinds=None)
+    assert len(recs) == 35
+    assert [r["id"] for r in recs] == list(range(1, 36))
+    for a, b in zip(recs, recs[1:], strict=False):
+        assert b["prev_hash"] == a["hash"]
+
+
+def test_records_after_filters(store: Store) -> None:
+    store.append_records(
+        [
+            {"request_id": "a1", "ts_us": 1, "agent": "a", "owner": "t1"},
+            {"request_id": "b1", "ts_us": 2, "agent": "b", "owner": "t2"},
+            {"request_id": "a2", "ts_us": 3, "agent": "a", "owner": "t1"},
+        ]
+    )
+    assert [r["request_id"] for r in store.records_after(0, agent="a")] == ["a1", "a2"]
+    assert [r["request_id"] for r in store.records_after(1, owner="t1")] == ["a2"]
+    assert store.last_id() == 3 and store.count_records() == 3
