@@ -1,0 +1,248 @@
+"""In-process counters (`memory://`): the default for a single gateway process.
+
+Atomic under asyncio because no method awaits anything: each call runs from check
+to commit without yielding to the event loop. O(1) per call (slot calls are
+O(holders of that key)); old windows, expired reservations, idle buckets and
+expired slots are swept every `max(1024, live entries)` calls, amortised O(1).
+A bucket is dropped once it has refilled completely, which loses nothing: a fresh
+bucket starts full. State lives only in this process: the gateway rebuilds budget
+windows from the audit log at start (`Governor.seed`) and refuses to run several
+processes against memory counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from agentctl.counters.base import (
+    Amounts,
+    Bucket,
+    BucketState,
+    Exceeded,
+    RateResult,
+    ReserveResult,
+    SettleResult,
+    SlotResult,
+    WindowSpec,
+    WindowUsage,
+)
+
+_UNITS = ("requests", "tokens", "pico")
+
+
+class _Window:
+    __slots__ = ("expires_at", "settled", "used")
+
+    def __init__(self, expires_at: float) -> None:
+        self.used = [0, 0, 0]
+        self.settled = [0, 0, 0]
+        self.expires_at = expires_at
+
+
+class _Hold:
+    __slots__ = ("amounts", "expires_at", "keys")
+
+    def __init__(self, keys: tuple[str, ...], amounts: Amounts, expires_at: float) -> None:
+        self.keys = keys
+        self.amounts = amounts
+        self.expires_at = expires_at
+
+
+def _triple(a: Amounts) -> tuple[int, int, int]:
+    return (a.requests, a.tokens, a.pico)
+
+
+class MemoryCounters:
+    def __init__(self, *, sweep_every: int = 1024) -> None:
+        self._windows: dict[str, _Window] = {}
+        self._holds: dict[str, _Hold] = {}
+        self._buckets: dict[str, tuple[float, float, float]] = {}  # level, at, full_at
+        self._slots: dict[str, dict[str, float]] = {}  # key -> holder -> expires_at
+        self._min_sweep = sweep_every
+        self._sweep_every = sweep_every
+        self._calls = 0
+
+    # -- budget windows -------------------------------------------------------------
+
+    async def reserve(
+        self,
+        rid: str,
+        windows: Sequence[WindowSpec],
+        amounts: Amounts,
+        *,
+        now: float,
+        ttl: float,
+    ) -> ReserveResult:
+        self._tick(now)
+        if rid in self._holds:
+            return ReserveResult(True)
+        want = _triple(amounts)
+        exceeded: list[Exceeded] = []
+        for spec in windows:
+            lim = spec.limits
+            if lim.requests is None and lim.tokens is None and lim.pico is None:
+                continue
+            window = self._windows.get(spec.key)
+            for i, limit in enumerate((lim.requests, lim.tokens, lim.pico)):
+                have = window.used[i] if window else 0
+                if limit is not None and (
+                    have + want[i] > limit or (not want[i] and have >= limit)
+                ):
+                    exceeded.append(
+                        Exceeded(spec.key, _UNITS[i], have, want[i], limit, spec.enforce)
+                    )
+        blocking = tuple(e for e in exceeded if e.enforce)
+        if blocking:
+            return ReserveResult(False, blocking)
+        used: dict[str, Amounts] = {}
+        for spec in windows:
+            window = self._window(spec)
+            for i in range(3):
+                window.used[i] += want[i]
+            used[spec.key] = Amounts(*window.used)
+        keys = tuple(spec.key for spec in windows)
+        self._holds[rid] = _Hold(keys, amounts, now + ttl)
+        return ReserveResult(True, tuple(exceeded), used)
+
+    async def settle(self, rid: str, actual: Amounts, *, now: float) -> SettleResult | None:
+        self._tick(now)
+        hold = self._holds.pop(rid, None)
+        if hold is None:
+            return None
+        held, got = _triple(hold.amounts), _triple(actual)
+        settled: dict[str, Amounts] = {}
+        for key in hold.keys:
+            window = self._windows.get(key)
+            if window is None:  # expired before the settle arrived
+                continue
+            for i in range(3):
+                window.used[i] += got[i] - held[i]
+                window.settled[i] += got[i]
+            settled[key] = Amounts(*window.settled)
+        return SettleResult(settled, hold.amounts)
+
+    async def release(self, rid: str, *, now: float) -> bool:
+        self._tick(now)
+        hold = self._holds.pop(rid, None)
+        if hold is None:
+            return False
+        held = _triple(hold.amounts)
+        for key in hold.keys:
+            window = self._windows.get(key)
+            if window is not None:
+                for i in range(3):
+                    window.used[i] -= held[i]
+        return True
+
+    async def usage(self, keys: Sequence[str], *, now: float) -> dict[str, WindowUsage]:
+        out: dict[str, WindowUsage] = {}
+        for key in keys:
+            window = self._windows.get(key)
+            if window is not None and window.expires_at > now:
+                out[key] = WindowUsage(Amounts(*window.used), Amounts(*window.settled))
+            else:
+                out[key] = WindowUsage()
+        return out
+
+    async def record(self, items: Iterable[tuple[WindowSpec, Amounts]], *, now: float) -> None:
+        for spec, amounts in items:
+            window = self._window(spec)
+            for i, value in enumerate(_triple(amounts)):
+                window.used[i] += value
+                window.settled[i] += value
+
+    def _window(self, spec: WindowSpec) -> _Window:
+        window = self._windows.get(spec.key)
+        if window is None:
+            window = self._windows[spec.key] = _Window(spec.expires_at)
+        elif spec.expires_at > window.expires_at:
+            window.expires_at = spec.expires_at
+        return window
+
+    # -- rate limits ----------------------------------------------------------------
+
+    def _level(self, bucket: Bucket, now: float) -> float:
+        state = self._buckets.get(bucket.key)
+        if state is None:
+            return float(bucket.capacity)
+        level, at, _ = state
+        refill = max(0.0, now - at) * bucket.per_minute / 60.0
+        return min(float(bucket.capacity), level + refill)
+
+    def _store(self, bucket: Bucket, level: float, now: float) -> BucketState:
+        rate = bucket.per_minute / 60.0
+        reset = max(0.0, (bucket.capacity - level) / rate)
+        self._buckets[bucket.key] = (level, now, now + reset)
+        return BucketState(bucket.key, bucket.capacity, max(0, int(level)), reset)
+
+    async def take(self, buckets: Sequence[Bucket], *, now: float) -> RateResult:
+        self._tick(now)
+        levels = [self._level(b, now) for b in buckets]
+        fits = [lv >= min(b.cost, b.capacity) for b, lv in zip(buckets, levels, strict=True)]
+        ok = all(f or not b.enforce for b, f in zip(buckets, fits, strict=True))
+        states = []
+        for bucket, level, fit in zip(buckets, levels, fits, strict=True):
+            rate = bucket.per_minute / 60.0
+            if ok and fit:
+                states.append(self._store(bucket, level - bucket.cost, now))
+                continue
+            need = min(bucket.cost, bucket.capacity)
+            retry = 0.0 if fit else (need - level) / rate
+            reset = max(0.0, (bucket.capacity - level) / rate)
+            states.append(
+                BucketState(bucket.key, bucket.capacity, max(0, int(level)), reset, retry, fit)
+            )
+        return RateResult(ok, tuple(states))
+
+    async def adjust(self, bucket: Bucket, delta: int, *, now: float) -> None:
+        self._store(bucket, min(float(bucket.capacity), self._level(bucket, now) - delta), now)
+
+    # -- concurrency ----------------------------------------------------------------
+
+    async def acquire_slot(
+        self, key: str, holder: str, limit: int, *, now: float, ttl: float
+    ) -> SlotResult:
+        self._tick(now)
+        holders = self._slots.setdefault(key, {})
+        for name in [h for h, exp in holders.items() if exp <= now]:
+            del holders[name]
+        if holder in holders or len(holders) < limit:
+            holders[holder] = now + ttl
+            return SlotResult(True, len(holders), limit)
+        return SlotResult(False, len(holders), limit)
+
+    async def release_slot(self, key: str, holder: str) -> bool:
+        holders = self._slots.get(key)
+        if not holders or holder not in holders:
+            return False
+        del holders[holder]
+        if not holders:
+            del self._slots[key]
+        return True
+
+    # -- housekeeping ---------------------------------------------------------------
+
+    def _tick(self, now: float) -> None:
+        self._calls += 1
+        if self._calls >= self._sweep_every:
+            self.sweep(now)
+
+    def sweep(self, now: float) -> None:
+        for table in (self._windows, self._holds):
+            for key in [k for k, v in table.items() if v.expires_at <= now]:
+                del table[key]
+        for key in [k for k, (_, _, full) in self._buckets.items() if full <= now]:
+            del self._buckets[key]
+        for key, holders in list(self._slots.items()):
+            for name in [h for h, exp in holders.items() if exp <= now]:
+                del holders[name]
+            if not holders:
+                del self._slots[key]
+        self._calls = 0
+        self._sweep_every = max(self._min_sweep, self.size())
+
+    def size(self) -> int:
+        return len(self._windows) + len(self._holds) + len(self._buckets) + len(self._slots)
+
+    async def close(self) -> None:
+        return None
