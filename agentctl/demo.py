@@ -4,7 +4,8 @@ A temporary home, the built-in SIMULATED upstream (no real provider is called, n
 is needed), a real gateway on a free loopback port, and a few simulated agents: a
 production recommender, a nightly report job, an experiment, and one agent stuck in a
 runaway loop sending the same expensive prompt twenty times a second. The live tail
-shows who is spending; the run ends with a report. Nothing is left running.
+shows who is spending until the runaway crosses its cost breaker and is latched off
+while the others keep going; the run ends with a report. Nothing is left running.
 """
 
 from __future__ import annotations
@@ -46,6 +47,43 @@ AGENTS = (
         "runaway-loop", "team-growth", "batch", "gpt-4o", 20, same_prompt=True, max_tokens=400
     ),
 )
+
+
+DEMO_POLICY = """
+apiVersion: agentctl/v1
+description: agentctl demo policy
+defaults:
+  budgets:
+    day: {usd: "5"}
+  breaker:
+    usd_per_hour: "0.25"      # a runaway crosses this within seconds and is latched off
+purposes:
+  production:
+    lane: priority
+    breaker:
+      usd_per_hour: "20"
+"""
+
+
+def apply_demo_policy(settings: Settings) -> str:
+    from agentctl.policy import load_text
+    from agentctl.policy.loader import canonical_json
+    from agentctl.store.sql import Store
+
+    policy = load_text(DEMO_POLICY, "demo-policy.yaml")
+    store = Store(settings.database)
+    try:
+        store.migrate()
+        store.apply_policy(
+            policy.version,
+            canonical_json(policy.document),
+            ["demo-policy.yaml"],
+            actor="demo",
+            reason="demo setup",
+        )
+    finally:
+        store.close()
+    return policy.version
 
 
 def demo_settings(home: Path, sim_url: str) -> Settings:
@@ -100,7 +138,6 @@ async def run_demo(
     *,
     on_ready: Callable[[Settings, str], None] | None = None,
     on_tick: Callable[[float], None] | None = None,
-    on_operator: Callable[[str], None] | None = None,
     home: Path | None = None,
 ) -> Settings:
     """Run the scenario; returns the settings (its home holds the audit database)."""
@@ -110,6 +147,7 @@ async def run_demo(
         home = Path(tmp)
     sim = await start_simulator()
     settings = demo_settings(home, sim.url)
+    await asyncio.to_thread(apply_demo_policy, settings)
     sock = bind_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
     gateway_stop = asyncio.Event()
@@ -126,12 +164,7 @@ async def run_demo(
         async with aiohttp.ClientSession() as session:
             tasks = [asyncio.create_task(_agent_loop(session, url, a, stop)) for a in AGENTS]
             started = time.monotonic()
-            kill_at = seconds * 0.6
-            killed = False
             while (elapsed := time.monotonic() - started) < seconds:
-                if not killed and elapsed >= kill_at:
-                    killed = True
-                    await asyncio.to_thread(_operator_disables, settings, on_operator)
                 if on_tick is not None:
                     await asyncio.to_thread(on_tick, elapsed)
                 await asyncio.sleep(0.5)
@@ -142,26 +175,6 @@ async def run_demo(
         await asyncio.gather(server, return_exceptions=True)
         await sim.close()
     return settings
-
-
-def _operator_disables(settings: Settings, on_operator: Callable[[str], None] | None) -> None:
-    from agentctl.store.sql import Store
-
-    store = Store(settings.database)
-    try:
-        store.set_status(
-            "runaway-loop",
-            "disabled",
-            actor="demo-operator",
-            reason="runaway loop spotted in agentctl tail",
-        )
-    finally:
-        store.close()
-    if on_operator is not None:
-        on_operator(
-            "operator: agentctl agents disable runaway-loop "
-            "--reason 'runaway loop spotted in agentctl tail'"
-        )
 
 
 def summary(settings: Settings) -> dict[str, Any]:

@@ -45,10 +45,11 @@ def _root(
 
 
 def _register() -> None:
-    from agentctl.cli import agents, demo, report, serve, tail
+    from agentctl.cli import agents, demo, policy, report, serve, tail
 
     serve.register(app)
     app.add_typer(agents.app, name="agents")
+    app.add_typer(policy.app, name="policy")
     report.register(app)
     tail.register(app)
     demo.register(app)

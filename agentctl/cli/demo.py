@@ -29,6 +29,7 @@ def demo(
     """Run a gateway with simulated agents (one in a runaway loop) against a simulated
     upstream, show the live tail, then a report. Offline; nothing is left running."""
     state: dict[str, object] = {}
+    announced: set[str] = set()
     live = Live(console=render.console, refresh_per_second=4, transient=False)
     interactive = render.console.is_terminal
 
@@ -47,20 +48,21 @@ def demo(
     def tick(elapsed: float) -> None:
         fleet: Fleet = state["fleet"]  # type: ignore[assignment]
         fleet.poll()
+        store: Store = state["store"]  # type: ignore[assignment]
+        for agent in store.list_agents():
+            if agent.status == "disabled" and agent.name not in announced:
+                announced.add(agent.name)
+                message = f"{elapsed:4.1f}s  {agent.name} disabled by {agent.status_actor}: {agent.status_reason}"
+                if interactive:
+                    live.console.print(f"[bold yellow]{message}[/]")
+                else:
+                    render.info(message)
         if interactive:
             live.update(_table(fleet))
 
-    def operator(message: str) -> None:
-        if interactive:
-            live.console.print(f"[bold yellow]{message}[/]")
-        else:
-            render.info(message)
-
     started = time.monotonic()
     try:
-        settings = asyncio.run(
-            run_demo(seconds, on_ready=ready, on_tick=tick, on_operator=operator)
-        )
+        settings = asyncio.run(run_demo(seconds, on_ready=ready, on_tick=tick))
     finally:
         if interactive:
             live.stop()

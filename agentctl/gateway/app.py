@@ -49,7 +49,8 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
             if exc.status in (404, 405)
             else exc.reason
         )
-        err = GatewayError(exc.status, code, message)
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        err = GatewayError(exc.status, code, message, headers=allow)
     except GatewayError as exc:
         err = exc
     except Exception:
@@ -78,7 +79,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def list_models(request: web.Request) -> web.Response:
+    """The models this caller may use: upstream lists plus config names, filtered by policy."""
     gw = request.app[GATEWAY]
+    identity = gw.directory.identify(request.headers)
     models = dict.fromkeys(gw.router.models())
     assert gw.session is not None
     for upstream in gw.settings.upstreams:
@@ -97,7 +100,12 @@ async def list_models(request: web.Request) -> web.Response:
         except (aiohttp.ClientError, TimeoutError, ValueError):
             continue
     now = int(time.time())
-    data = [{"id": m, "object": "model", "created": now, "owned_by": "agentctl"} for m in models]
+    allowed = gw.governance.governor.model_allowed
+    data = [
+        {"id": m, "object": "model", "created": now, "owned_by": "agentctl"}
+        for m in models
+        if allowed(identity, m)
+    ]
     return web.json_response({"object": "list", "data": data})
 
 
@@ -142,10 +150,12 @@ def _gateway_ctx(
         )
         recorder.start()
         gateway = Gateway(settings, db, recorder)
+        await gateway.governance.start()
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
         gateway.session = aiohttp.ClientSession(
             connector=connector, auto_decompress=True, trust_env=False
         )
+        gateway.governance.session = gateway.session
         app[GATEWAY] = gateway
         watcher = asyncio.create_task(gateway.watch())
         try:
@@ -154,6 +164,7 @@ def _gateway_ctx(
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            await gateway.governance.drain()
             await gateway.session.close()
             await asyncio.to_thread(recorder.close)
             if own_store:

@@ -68,6 +68,14 @@ class Directory:
     def agent(self, name: str) -> Agent | None:
         return self.registry.agents.get(name)
 
+    def disable_locally(self, name: str, reason: str, actor: str) -> None:
+        """Refuse `name` here at once; the store write follows (and the poll confirms)."""
+        agent = self.registry.agents.get(name)
+        if agent is None:
+            agent = Agent(name=name, owner="", purpose="", created_at_us=0, updated_at_us=0)
+            self.registry.agents[name] = agent
+        agent.status, agent.status_reason, agent.status_actor = "disabled", reason, actor
+
     def _parse(self, values: list[str]) -> Identity:
         if len(values) == 1:
             cached = self._parsed.get(values[0])

@@ -20,12 +20,14 @@ import asyncio
 import logging
 import time
 
+import aiohttp
 from aiohttp import web
 
 from agentctl.errors import GatewayError, Refusal
 from agentctl.gateway.call import Call
 from agentctl.gateway.keys import GATEWAY
 from agentctl.gateway.reading import extract_facts, parse_body, read_body
+from agentctl.gateway.routing import Route
 from agentctl.gateway.runtime import Gateway
 from agentctl.gateway.upstream import (
     forward,
@@ -42,59 +44,74 @@ async def handle(request: web.Request, endpoint: str) -> web.StreamResponse:
     call = gw.new_call(request)
     gw.inflight += 1
     try:
-        call.identity = gw.directory.identify(request.headers)
-        raw = await read_body(request, gw.limits.max_body_bytes)
-        body = parse_body(raw)
-        facts = call.facts = extract_facts(
-            body, len(raw), endpoint, request.path, _retry_count(request)
-        )
-        route = gw.router.resolve(facts.model, endpoint, request.path)
-        if route is None:
-            raise GatewayError(
-                404,
-                "model_not_found",
-                f"no upstream serves model {facts.model!r}; check `upstreams` in agentctl.yaml",
-                param="model",
-            )
-        call.upstream, call.upstream_model = route.upstream.name, route.model
-        call.provider = route.upstream.provider
-        await decide(gw, call)
-        payload = raw
-        hide_usage_chunk = needs_usage_injection(facts, body, route)
-        if hide_usage_chunk:
-            payload = inject_usage(body)
-        headers = upstream_headers(
-            request.headers,
-            route,
-            gw.secrets.get(route.upstream.name),
-            gw.settings.identity.forward_header,
-        )
-        gw.recorder.begin(call.begin_row())
-        call.forwarded = True
-        assert gw.session is not None
-        return await forward(
-            session=gw.session,
-            request=request,
-            call=call,
-            route=route,
-            payload=payload,
-            headers=headers,
-            facts=facts,
-            hide_usage_chunk=hide_usage_chunk,
-            max_response_bytes=gw.limits.max_response_bytes,
-            own_headers=gw.own_headers(call),
-        )
-    except GatewayError as err:
-        refused = isinstance(err, Refusal) or err.status < 500
-        call.refuse(err.status, err.code, err.message, refused=refused)
-        return error_response(err, gw.own_headers(call))
+        try:
+            response = await proxy(gw, request, call, endpoint)
+        except GatewayError as err:
+            refused = isinstance(err, Refusal) or err.status < 500
+            call.refuse(err.status, err.code, err.message, refused=refused)
+            response = error_response(err, gw.own_headers(call))
+        # Complete the response before settling, so budget and audit work never delays
+        # the client (streams are already complete here).
+        if not response.prepared:
+            try:
+                await response.prepare(request)
+                await response.write_eof()
+            except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+                if call.outcome == "served":
+                    call.outcome = "disconnected"
+        return response
     finally:
         gw.inflight -= 1
         await asyncio.shield(settle(gw, call))
 
 
-async def decide(gw: Gateway, call: Call) -> None:
-    """Step 3 (and 4 once policy is configured): may this call go ahead?"""
+async def proxy(gw: Gateway, request: web.Request, call: Call, endpoint: str) -> web.StreamResponse:
+    call.identity = gw.directory.identify(request.headers)
+    raw = await read_body(request, gw.limits.max_body_bytes)
+    body = parse_body(raw)
+    facts = call.facts = extract_facts(
+        body, len(raw), endpoint, request.path, _retry_count(request)
+    )
+    route = gw.router.resolve(facts.model, endpoint, request.path)
+    if route is None:
+        raise GatewayError(
+            404,
+            "model_not_found",
+            f"no upstream serves model {facts.model!r}; check `upstreams` in agentctl.yaml",
+            param="model",
+        )
+    call.upstream, call.upstream_model = route.upstream.name, route.model
+    call.provider = route.upstream.provider
+    await decide(gw, call, route)
+    payload = raw
+    hide_usage_chunk = needs_usage_injection(facts, body, route)
+    if hide_usage_chunk:
+        payload = inject_usage(body)
+    headers = upstream_headers(
+        request.headers,
+        route,
+        gw.secrets.get(route.upstream.name),
+        gw.settings.identity.forward_header,
+    )
+    gw.recorder.begin(call.begin_row())
+    call.forwarded = True
+    assert gw.session is not None
+    return await forward(
+        session=gw.session,
+        request=request,
+        call=call,
+        route=route,
+        payload=payload,
+        headers=headers,
+        facts=facts,
+        hide_usage_chunk=hide_usage_chunk,
+        max_response_bytes=gw.limits.max_response_bytes,
+        own_headers=gw.own_headers(call),
+    )
+
+
+async def decide(gw: Gateway, call: Call, route: Route) -> None:
+    """Steps 3-4: the agent's status, then policy, which reserves the worst case."""
     assert call.identity is not None
     agent = gw.directory.agent(call.identity.name)
     if agent is not None and agent.status == "disabled":
@@ -106,6 +123,7 @@ async def decide(gw: Gateway, call: Call) -> None:
             f"`agentctl agents enable {agent.name} --reason ...`",
             should_retry=False,
         )
+    await gw.governance.admit(call, route)
 
 
 async def settle(gw: Gateway, call: Call) -> None:
@@ -121,6 +139,7 @@ async def settle(gw: Gateway, call: Call) -> None:
             gw.warn_unpriced(call.upstream_model, call.provider)
     else:
         call.cost_pico = 0
+    await gw.governance.settle(call)
     try:
         gw.recorder.record(call.row())
     except Exception:  # the journal is the last line of defence; never lose the request

@@ -11,14 +11,15 @@ import asyncio
 import logging
 import secrets
 import time
-from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from agentctl.config import Settings
+from agentctl.counters import open_counters
 from agentctl.gateway.call import Call
 from agentctl.gateway.directory import Directory
+from agentctl.gateway.governance import Governance
 from agentctl.gateway.routing import Router
 from agentctl.pricing import Pricer
 from agentctl.store.recorder import Recorder
@@ -41,6 +42,9 @@ class Gateway:
             purposes=frozenset(settings.identity.purposes),
             gateway_key=settings.gateway_key,
         )
+        self.governance = Governance(
+            settings, store, self.directory, open_counters(settings.counters), self.pricer
+        )
         self.session: aiohttp.ClientSession | None = None
         self.secrets: dict[str, str | None] = {
             u.name: settings.upstream_secret(u) for u in settings.upstreams
@@ -48,8 +52,6 @@ class Gateway:
         self.state_version = store.state_version()
         self.unpriced_seen: set[str] = set()
         self.inflight = 0
-        self.policy_version = ""
-        self.hooks: list[Any] = []  # later subsystems (policy, trust, metrics)
 
     def new_call(self, request: web.Request) -> Call:
         peer = request.remote or ""
@@ -59,7 +61,7 @@ class Gateway:
             started=time.perf_counter(),
             path=request.path,
             client=peer,
-            policy_version=self.policy_version,
+            policy_version=self.governance.version,
         )
 
     def own_headers(self, call: Call) -> dict[str, str]:
@@ -77,11 +79,8 @@ class Gateway:
             return False
         registry = await asyncio.to_thread(self.store.registry)
         self.directory.replace(registry)
+        await self.governance.reload()
         self.state_version = version
-        for hook in self.hooks:
-            reload = getattr(hook, "reload", None)
-            if reload is not None:
-                await reload()
         return True
 
     async def watch(self) -> None:

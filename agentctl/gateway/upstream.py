@@ -262,9 +262,9 @@ async def _relay_stream(
     headers = response_headers(upstream.headers)
     headers.update(own_headers)
     out = web.StreamResponse(status=200, headers=headers)
-    await out.prepare(request)
     meter = StreamMeter(facts.endpoint, hide_usage_chunk=hide_usage_chunk)
     try:
+        await out.prepare(request)
         async for chunk in upstream.content.iter_any():
             data = meter.feed(chunk)
             if data:

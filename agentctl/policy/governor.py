@@ -239,8 +239,9 @@ class Governor:
         """Rebuild the current windows from audit rows at start; returns the rows used.
 
         Each row has ts (epoch seconds or aware datetime), agent, owner, total_tokens,
-        cost_pico, counted_request, and optionally purpose and verification ("token"
-        when absent). Rows outside every current window are ignored."""
+        cost_pico, counted_request (or `requests`, a count, for pre-aggregated rows),
+        and optionally purpose and verification ("token" when absent). Rows outside
+        every current window are ignored."""
         now = self.clock() if now is None else now
         totals: dict[str, tuple[WindowSpec, Amounts]] = {}
         used = 0
@@ -249,7 +250,10 @@ class Governor:
             purpose = getattr(row, "purpose", "") or ""
             verification = getattr(row, "verification", "token") or "token"
             identity = Identity(row.agent, row.owner, purpose, verification=verification)
-            amounts = Amounts(1 if row.counted_request else 0, row.total_tokens, row.cost_pico)
+            count = getattr(row, "requests", None)
+            if count is None:
+                count = 1 if row.counted_request else 0
+            amounts = Amounts(count, row.total_tokens, row.cost_pico)
             hits = [
                 r for r in self.window_refs(self.effective(identity), now) if r.window.contains(ts)
             ]

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from agentctl.store import models
+from agentctl.store import chain, models, rollups
 
 Migration = Callable[[Connection], None]
 
@@ -43,7 +43,22 @@ def m002_report_indexes(conn: Connection) -> None:
             conn.execute(sa.text(f"CREATE INDEX {name} ON audit ({cols})"))
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_report_indexes]
+def m003_audit_anchors_and_rollups(conn: Connection) -> None:
+    """Daily chain anchors and hourly report rollups, backfilled from existing records."""
+    audit = models.AuditRecord.__table__  # type: ignore[attr-defined]
+    chain.ANCHORS.create(conn, checkfirst=True)
+    rollups.ROLLUP.create(conn, checkfirst=True)
+    c = audit.c
+    rows = conn.execute(
+        sa.select(c.id, c.ts_us, c.prev_hash, c.hash, c.chain).order_by(c.id)
+    ).mappings()
+    anchors = chain.build_anchors(list(rows))
+    if anchors:
+        conn.execute(chain.ANCHORS.insert(), anchors)
+    rollups.rebuild(conn, audit)
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_report_indexes, m003_audit_anchors_and_rollups]
 
 _TABLE = sa.Table(
     "_agentctl_migrations",

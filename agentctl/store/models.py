@@ -46,10 +46,13 @@ class Credential(SQLModel, table=True):
 
 
 class PolicyVersion(SQLModel, table=True):
+    """Append-only apply log: the row with the highest id is in force. Rows never change;
+    re-applying older content appends a new row with the same content hash."""
+
     __tablename__ = "policy_versions"
 
     id: int | None = Field(default=None, primary_key=True)
-    version: str = Field(index=True, unique=True)  # content hash
+    version: str = Field(index=True)  # content hash
     document: str  # canonical JSON of the validated policy set
     sources: str  # JSON list of file names
     applied_at_us: int = Field(sa_type=BigInteger)

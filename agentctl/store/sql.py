@@ -29,13 +29,14 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
 from agentctl.errors import CliError
-from agentctl.store import migrations
-from agentctl.store.chain import record_hash
+from agentctl.store import migrations, rollups
+from agentctl.store.chain import extend_anchor, record_hash
 from agentctl.store.models import (
     Agent,
     AuditRecord,
     ChainHead,
     Credential,
+    PolicyVersion,
     StateVersion,
 )
 
@@ -286,6 +287,63 @@ class Store:
             session.expunge(agent)
         return agent
 
+    # -- policy ----------------------------------------------------------
+    def active_policy(self) -> PolicyVersion | None:
+        with Session(self.engine) as session:
+            query = select(PolicyVersion).order_by(PolicyVersion.id.desc()).limit(1)  # type: ignore[union-attr]
+            return session.exec(query).first()
+
+    def policy_history(self, limit: int = 20) -> list[PolicyVersion]:
+        with Session(self.engine) as session:
+            query = select(PolicyVersion).order_by(PolicyVersion.id.desc()).limit(limit)  # type: ignore[union-attr]
+            return list(session.exec(query))
+
+    def apply_policy(
+        self,
+        version: str,
+        document: str,
+        sources: Sequence[str],
+        *,
+        actor: str,
+        reason: str | None,
+        changes: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Make `document` the policy in force. False when it already is (no new row)."""
+        ts = now_us()
+        with Session(self.engine) as session, session.begin():
+            conn = session.connection()
+            # Serialise concurrent applies through the chain lock taken by the event.
+            current = session.exec(
+                select(PolicyVersion).order_by(PolicyVersion.id.desc()).limit(1)  # type: ignore[union-attr]
+            ).first()
+            if current is not None and current.version == version:
+                return False
+            session.add(
+                PolicyVersion(
+                    version=version,
+                    document=document,
+                    sources=json.dumps(list(sources)),
+                    applied_at_us=ts,
+                    actor=actor,
+                )
+            )
+            session.flush()
+            self._bump(conn, "policy")
+            self._append_event(
+                conn,
+                "policy_apply",
+                agent=None,
+                actor=actor,
+                reason=reason,
+                detail={
+                    "before": current.version if current else None,
+                    "after": version,
+                    "sources": list(sources),
+                    "changes": changes or {},
+                },
+            )
+        return True
+
     # -- audit -----------------------------------------------------------
     def _append_event(
         self,
@@ -347,6 +405,21 @@ class Store:
         with self.engine.begin() as conn:
             return self._append(conn, rows)
 
+    def lock_chain(self, conn: Connection) -> tuple[int, str]:
+        """Take the chain-head lock in `conn`'s transaction; return (last id, last hash).
+
+        For operations that must commit atomically with their audit event (prune)."""
+        heads = ChainHead.__table__  # type: ignore[attr-defined]
+        conn.execute(heads.update().where(heads.c.chain == CHAIN).values(last_id=heads.c.last_id))
+        head = conn.execute(
+            sa.select(heads.c.last_id, heads.c.last_hash).where(heads.c.chain == CHAIN)
+        ).first()
+        return (int(head[0]), str(head[1])) if head else (0, "")
+
+    def append_in(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+        """`append_records` inside the caller's transaction (takes the chain lock)."""
+        return self._append(conn, rows)
+
     def _append(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
         heads = ChainHead.__table__  # type: ignore[attr-defined]
         # Lock first (write lock on SQLite, row lock on PostgreSQL), then read.
@@ -380,6 +453,8 @@ class Store:
             out.append(row)
         if out:
             conn.execute(AUDIT.insert(), out)
+            extend_anchor(conn, CHAIN, out)
+            rollups.add(conn, out)
             conn.execute(
                 heads.update()
                 .where(heads.c.chain == CHAIN)
@@ -411,6 +486,36 @@ class Store:
             return int(
                 conn.execute(sa.select(sa.func.coalesce(sa.func.max(AUDIT.c.id), 0))).scalar_one()
             )
+
+    def usage_buckets(self, since_us: int, bucket_us: int = 900_000_000) -> list[dict[str, Any]]:
+        """Admitted requests since `since_us`, summed per agent and 15-minute bucket.
+
+        Used to rebuild quota windows at start. Every real time-zone offset is a multiple
+        of 15 minutes, so a bucket never straddles an hour/day/month window boundary.
+        Refused requests never reserved anything and are left out."""
+        c = AUDIT.c
+        bucket = (c.ts_us // bucket_us).label("bucket")
+        query = (
+            sa.select(
+                c.agent,
+                c.owner,
+                c.purpose,
+                c.verification,
+                bucket,
+                sa.func.count().label("requests"),
+                sa.func.coalesce(sa.func.sum(c.prompt_tokens + c.completion_tokens), 0).label(
+                    "tokens"
+                ),
+                sa.func.coalesce(sa.func.sum(c.cost_pico), 0).label("pico"),
+            )
+            .where(c.kind == "request", c.ts_us >= since_us, c.outcome != "refused", c.agent != "")
+            .group_by(c.agent, c.owner, c.purpose, c.verification, bucket)
+        )
+        with self.engine.connect() as conn:
+            return [
+                {**dict(r._mapping), "ts_us": int(r.bucket) * bucket_us}
+                for r in conn.execute(query)
+            ]
 
     def count_records(self, kind: str = "request") -> int:
         with self.engine.connect() as conn:

@@ -1,0 +1,197 @@
+"""`agentctl policy ...`: validate, apply (as an immutable version), show, schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from agentctl.cli import render
+from agentctl.cli.options import Actor, Db, Json, actor_name, open_db
+from agentctl.errors import CliError
+from agentctl.gateway.governance import load_active
+from agentctl.identity import Identity
+from agentctl.policy import effective, load_files, policy_changes, policy_json_schema
+from agentctl.policy.loader import canonical_json
+from agentctl.store.sql import Store
+
+app = typer.Typer(
+    help="Policy documents: validate, apply as a new version, explain.", no_args_is_help=True
+)
+Files = Annotated[list[Path], typer.Argument(help="Policy YAML files.")]
+
+
+def _load(files: list[Path]) -> Any:
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise CliError(f"no such file: {', '.join(missing)}", exit_code=2)
+    return load_files(files)
+
+
+def _identities(store: Store) -> list[Identity]:
+    return [
+        Identity(a.name, a.owner, a.purpose, verification="token" if a.registered else "unverified")
+        for a in store.list_agents()
+    ]
+
+
+@app.command("validate")
+def validate(files: Files, json_out: Json = False) -> None:
+    """Check each policy file on its own; exit 1 if any is invalid."""
+    from agentctl.policy import PolicyError
+
+    results: list[dict[str, Any]] = []
+    for f in files:
+        try:
+            policy = _load([f])
+            results.append({"file": str(f), "valid": True, "version": policy.version})
+        except PolicyError as exc:
+            results.append({"file": str(f), "valid": False, "errors": [str(i) for i in exc.issues]})
+    if json_out:
+        render.emit_json(results)
+    else:
+        for r in results:
+            if r["valid"]:
+                render.out(f"valid: {r['file']} (version {r['version'][:12]})")
+            else:
+                for line in r["errors"]:
+                    render.error(line)
+    if not all(r["valid"] for r in results):
+        raise typer.Exit(1)
+
+
+@app.command("apply")
+def apply(
+    files: Files,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change per agent; apply nothing.")
+    ] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (audited).")] = None,
+    actor: Actor = None,
+    db: Db = None,
+    json_out: Json = False,
+) -> None:
+    """Make these files the policy in force on every gateway using this store (within 1 s)."""
+    policy = _load(files)
+    store = open_db(db)
+    current = load_active(store)
+    changes = policy_changes(current, policy, _identities(store))
+    summary = {
+        agent: [
+            {"path": c.path, "before": c.before, "after": c.after, "scope": c.scope_after}
+            for c in items
+        ]
+        for agent, items in changes.items()
+    }
+    applied = False
+    if not dry_run:
+        applied = store.apply_policy(
+            policy.version,
+            canonical_json(policy.document),
+            [str(f) for f in files],
+            actor=actor_name(actor),
+            reason=reason,
+            changes={agent: len(items) for agent, items in changes.items()},
+        )
+    if json_out:
+        render.emit_json(
+            {
+                "version": policy.version,
+                "previous": current.version,
+                "dry_run": dry_run,
+                "applied": applied,
+                "changes": summary,
+            }
+        )
+        return
+    for agent, items in summary.items():
+        render.out(f"[bold]{agent}[/]")
+        for c in items:
+            render.out(f"  {c['path']}: {c['before']!r} -> {c['after']!r}  ({c['scope']})")
+    if not summary:
+        render.out("no effective change for known agents")
+    if dry_run:
+        render.out(f"dry run: version {policy.version[:12]} not applied")
+    elif applied:
+        render.out(f"applied version {policy.version[:12]} (was {current.version[:12]})")
+    else:
+        render.out(f"version {policy.version[:12]} is already in force")
+
+
+@app.command("show")
+def show(
+    effective_for: Annotated[
+        str | None,
+        typer.Option("--effective", help="Show every effective value for this agent."),
+    ] = None,
+    owner: Annotated[
+        str | None, typer.Option("--owner", help="Owner, for an agent the store doesn't know.")
+    ] = None,
+    purpose: Annotated[
+        str | None, typer.Option("--purpose", help="Purpose, for an agent the store doesn't know.")
+    ] = None,
+    db: Db = None,
+    json_out: Json = False,
+) -> None:
+    """The policy in force, or (--effective AGENT) each value with the scope it came from."""
+    store = open_db(db)
+    policy = load_active(store)
+    row = store.active_policy()
+    if effective_for is None:
+        doc = json.loads(canonical_json(policy.document))
+        info = {
+            "version": policy.version,
+            "applied_at_us": row.applied_at_us if row else None,
+            "actor": row.actor if row else None,
+            "sources": json.loads(row.sources) if row else [],
+            "document": doc,
+        }
+        if json_out:
+            render.emit_json(info)
+            return
+        render.out(f"version {policy.version[:12]} by {info['actor']} from {info['sources']}")
+        render.console.print_json(json.dumps(doc))
+        return
+    agent = store.get_agent(effective_for)
+    if agent is None and not (owner and purpose):
+        raise CliError(
+            f"agent {effective_for!r} is not in the store; pass --owner and --purpose to see "
+            "what a declaration with those fields would get",
+            exit_code=2,
+        )
+    identity = Identity(
+        effective_for,
+        owner or (agent.owner if agent else ""),
+        purpose or (agent.purpose if agent else ""),
+        verification="token" if agent is not None and agent.registered else "unverified",
+    )
+    eff = effective(policy, identity)
+    rows = eff.explain()
+    if json_out:
+        render.emit_json(
+            {
+                "agent": identity.name,
+                "owner": identity.owner,
+                "purpose": identity.purpose,
+                "verification": identity.verification,
+                "version": policy.version,
+                "values": [{"path": p, "value": v, "scope": s} for p, v, s in rows],
+            }
+        )
+        return
+    render.show(
+        render.table(
+            ("setting", "value", "from scope"),
+            [(p, json.dumps(v, default=str), s) for p, v, s in rows],
+            title=f"{identity.name} ({identity.verification}) under {policy.version[:12]}",
+            keep=("setting",),
+        )
+    )
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of policy documents (for editors)."""
+    render.emit_json(policy_json_schema())

@@ -1,0 +1,197 @@
+"""The gateway side of policy: the version in force, quota state across restarts,
+admission and settlement for the pipeline, and the cost breaker's latch.
+
+- The policy in force is the latest row of the store's apply log; gateways pick up a
+  new version within one poll interval (`policy_poll_ms`).
+- At start, quota windows are rebuilt from the audit records of the current month
+  (15-minute aggregates, so a million records cost one query, not a million rows).
+- Settlement runs after the response is complete and never raises: budget state must
+  not turn a served request into an error.
+- A breaker trip latches the agent `disabled` in the store (so every gateway refuses
+  it), in the local directory at once (so the next request here is refused without
+  waiting for a poll), as an audit event, a log line and an optional webhook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import aiohttp
+
+from agentctl.config import Settings
+from agentctl.counters import Counters
+from agentctl.errors import GatewayError
+from agentctl.gateway.call import Call
+from agentctl.gateway.directory import Directory
+from agentctl.gateway.routing import Route
+from agentctl.policy import BreakerTrip, Governor, PolicySet, empty_policy, from_mapping
+from agentctl.pricing import Pricer
+from agentctl.store.sql import Store
+
+log = logging.getLogger("agentctl.policy")
+BREAKER_ACTOR = "agentctl-breaker"
+
+
+def load_active(store: Store) -> PolicySet:
+    row = store.active_policy()
+    if row is None:
+        return empty_policy()
+    return from_mapping(json.loads(row.document), source=f"policy {row.version[:12]}")
+
+
+class Governance:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        directory: Directory,
+        counters: Counters,
+        pricer: Pricer,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.directory = directory
+        self.counters = counters
+        self.pricer = pricer
+        self.governor = Governor(empty_policy(), counters)
+        self.session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def version(self) -> str:
+        return self.governor.policy.version
+
+    async def start(self) -> None:
+        policy = await asyncio.to_thread(load_active, self.store)
+        self.governor.apply(policy)
+        await self.seed()
+
+    async def seed(self) -> int:
+        now = datetime.now(UTC)
+        since = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+        rows = await asyncio.to_thread(self.store.usage_buckets, int(since.timestamp() * 1e6))
+        seeds = [
+            SimpleNamespace(
+                ts=r["ts_us"] / 1e6,
+                agent=r["agent"],
+                owner=r["owner"],
+                purpose=r["purpose"],
+                verification=r["verification"] or "unverified",
+                requests=int(r["requests"]),
+                total_tokens=int(r["tokens"]),
+                cost_pico=int(r["pico"]),
+            )
+            for r in rows
+        ]
+        return await self.governor.seed(seeds)
+
+    async def reload(self) -> bool:
+        row = await asyncio.to_thread(self.store.active_policy)
+        version = row.version if row is not None else empty_policy().version
+        if version == self.version:
+            return False
+        policy = empty_policy() if row is None else from_mapping(json.loads(row.document))
+        self.governor.apply(policy)
+        log.info("policy %s is now in force", version[:12])
+        return True
+
+    async def admit(self, call: Call, route: Route) -> None:
+        assert call.identity is not None and call.facts is not None
+        prices = self.pricer.unit_prices_pico(route.model, route.upstream.provider)
+        if prices is None:
+            if self.settings.pricing.unknown_model == "refuse":
+                raise GatewayError(
+                    400,
+                    "model_unpriced",
+                    f"model {route.model!r} has no price and pricing.unknown_model is 'refuse'; "
+                    "add it under pricing.overrides",
+                    param="model",
+                )
+            prices = (0, 0)
+        admission = await self.governor.admit(
+            call.identity,
+            call.facts,
+            price_in_pico_per_token=prices[0],
+            price_out_pico_per_token=prices[1],
+            upstream_model=route.model,
+        )
+        call.admission = admission
+        call.reserved_pico = admission.estimate.pico
+        call.shadow_rules = admission.shadow_rule_ids
+        call.extra_headers.update(self.governor.ratelimit_headers(admission))
+
+    async def settle(self, call: Call) -> None:
+        admission = call.admission
+        if admission is None:
+            return
+        try:
+            if not call.forwarded:
+                await self.governor.release(admission)
+                return
+            usage = call.usage
+            trips = await self.governor.settle(
+                admission,
+                total_tokens=usage.total_tokens if usage is not None else 0,
+                cost_pico=call.cost_pico or 0,
+            )
+        except Exception:
+            log.exception("settling %s failed; its reservation expires by TTL", call.request_id)
+            return
+        for trip in trips:
+            self._latch(trip, call.request_id)
+
+    def _latch(self, trip: BreakerTrip, request_id: str) -> None:
+        log.warning("%s (request %s)", trip.message, request_id)
+        if not trip.enforced:
+            return
+        self.directory.disable_locally(trip.agent, trip.message, BREAKER_ACTOR)
+        task = asyncio.create_task(self._persist_trip(trip, request_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _persist_trip(self, trip: BreakerTrip, request_id: str) -> None:
+        evidence = {
+            "rule_id": trip.rule_id,
+            "window": trip.window_id,
+            "spent_usd_pico": trip.spent_pico,
+            "threshold_usd_pico": trip.threshold_pico,
+            "scope": trip.scope,
+            "request_id": request_id,
+            "undo": f"agentctl agents enable {trip.agent} --reason '...'",
+        }
+        try:
+            await asyncio.to_thread(
+                self.store.set_status,
+                trip.agent,
+                "disabled",
+                actor=BREAKER_ACTOR,
+                reason=trip.message,
+                owner=trip.owner,
+                kind="breaker",
+                detail=evidence,
+            )
+        except Exception:
+            log.exception("could not persist the breaker latch for %s", trip.agent)
+        if trip.webhook and self.session is not None:
+            payload = {
+                "event": "agent_disabled",
+                "agent": trip.agent,
+                "owner": trip.owner,
+                "reason": trip.message,
+                "at": datetime.now(UTC).isoformat(),
+                **evidence,
+            }
+            try:
+                async with asyncio.timeout(5):
+                    async with self.session.post(trip.webhook, json=payload) as resp:
+                        await resp.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("breaker webhook %s failed: %s", trip.webhook, exc)
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

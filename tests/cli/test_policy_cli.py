@@ -1,0 +1,85 @@
+"""`agentctl policy ...` through typer's runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from agentctl.cli import app
+from agentctl.store.sql import Store
+
+runner = CliRunner()
+EXAMPLES = Path(__file__).parents[2] / "examples" / "policies"
+
+
+def run(*args: str) -> object:
+    return runner.invoke(app, list(args))
+
+
+def test_validate_examples_and_a_typo(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["policy", "validate", *map(str, sorted(EXAMPLES.glob("*.yaml")))])
+    assert res.exit_code == 0, res.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: agentctl/v1\nagents:\n  x:\n    rate: {rpmm: 3}\n")
+    res = runner.invoke(app, ["policy", "validate", str(bad)])
+    assert res.exit_code == 1
+    assert "agents.x.rate.rpmm" in res.output and "did you mean 'rpm'" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_apply_dry_run_show_and_versions(home: Path) -> None:
+    runner.invoke(
+        app,
+        [
+            "agents",
+            "register",
+            "prod-recommendation-bot",
+            "--owner",
+            "team-ml",
+            "--purpose",
+            "production",
+        ],
+    )
+    lanes = str(EXAMPLES / "three-lanes.yaml")
+    dry = json.loads(runner.invoke(app, ["policy", "apply", lanes, "--dry-run", "--json"]).output)
+    assert dry["dry_run"] and not dry["applied"]
+    changes = {c["path"]: c for c in dry["changes"]["prod-recommendation-bot"]}
+    assert changes["lane"]["after"] == "priority"
+    store = Store(f"sqlite:///{home / 'agentctl.db'}")
+    assert store.active_policy() is None
+
+    res = runner.invoke(app, ["policy", "apply", lanes, "--reason", "three lanes", "--json"])
+    applied = json.loads(res.output)
+    assert applied["applied"]
+    again = json.loads(runner.invoke(app, ["policy", "apply", lanes, "--json"]).output)
+    assert not again["applied"]
+    assert store.active_policy().version == applied["version"]
+    events = store.records_after(0, kinds=("policy_apply",))
+    assert len(events) == 1 and events[0]["reason"] == "three lanes"
+
+    eff = json.loads(
+        runner.invoke(
+            app, ["policy", "show", "--effective", "prod-recommendation-bot", "--json"]
+        ).output
+    )
+    values = {v["path"]: v for v in eff["values"]}
+    assert values["lane"] == {"path": "lane", "value": "priority", "scope": "purposes.production"}
+    shown = json.loads(runner.invoke(app, ["policy", "show", "--json"]).output)
+    assert shown["version"] == applied["version"]
+
+
+def test_show_effective_unknown_agent_needs_fields(home: Path) -> None:
+    res = runner.invoke(app, ["policy", "show", "--effective", "ghost"])
+    assert res.exit_code == 2 and "--owner" in res.output
+    res = runner.invoke(
+        app,
+        ["policy", "show", "--effective", "ghost", "--owner", "t", "--purpose", "batch", "--json"],
+    )
+    assert res.exit_code == 0 and json.loads(res.output)["verification"] == "unverified"
+
+
+def test_schema_is_json_schema() -> None:
+    schema = json.loads(runner.invoke(app, ["policy", "schema"]).output)
+    assert "properties" in schema and "agents" in schema["properties"]

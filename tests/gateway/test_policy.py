@@ -1,0 +1,304 @@
+"""Policies through the real gateway and the official SDK: budgets under concurrency,
+restarts, model access, rate limits, refusals the SDK understands, breaker, shadow."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import openai
+import pytest
+
+from agentctl.money import to_pico
+from agentctl.policy import load_text
+from agentctl.policy.loader import canonical_json
+from tests.harness import GatewayHarness
+
+MSG = [{"role": "user", "content": "one two three four five"}]
+A = "name=bot-a; owner=team-ml; purpose=production"
+B = "name=bot-b; owner=team-ml; purpose=production"
+C = "name=bot-c; owner=team-ops; purpose=production"
+
+
+async def apply(gateway: GatewayHarness, text: str) -> str:
+    policy = load_text(text)
+    await asyncio.to_thread(
+        gateway.store.apply_policy,
+        policy.version,
+        canonical_json(policy.document),
+        ["test.yaml"],
+        actor="test",
+        reason="test",
+    )
+    await gateway.gw.refresh()
+    return policy.version
+
+
+async def test_64_concurrent_requests_never_overspend(gateway: GatewayHarness) -> None:
+    budget = "0.0002"
+    await apply(
+        gateway,
+        f"""
+apiVersion: agentctl/v1
+agents:
+  bot-a:
+    budgets:
+      day: {{usd: "{budget}"}}
+""",
+    )
+    client = gateway.aclient(A, max_retries=0)
+
+    async def one() -> str:
+        try:
+            await client.chat.completions.create(model="gpt-4o-mini", messages=MSG, max_tokens=16)
+            return "ok"
+        except openai.RateLimitError as exc:
+            assert exc.code == "daily-budget-exceeded"
+            assert exc.response.headers["x-should-retry"] == "false"
+            return "refused"
+
+    results = await asyncio.gather(*(one() for _ in range(64)))
+    records = await gateway.records()
+    served = [r for r in records if r["outcome"] == "served"]
+    assert len(records) == 64
+    assert results.count("ok") == len(served) > 0
+    assert results.count("refused") > 0
+    assert sum(r["cost_pico"] for r in served) <= to_pico(budget)
+    # Refunds after the burst leave room: spend it sequentially until refused. The
+    # ceiling is then tight: what is left is less than one worst-case reservation.
+    while await one() == "ok":
+        pass
+    records = await gateway.records()
+    served = [r for r in records if r["outcome"] == "served"]
+    spent = sum(r["cost_pico"] for r in served)
+    assert spent <= to_pico(budget)
+    assert to_pico(budget) - spent < max(r["reserved_pico"] for r in served)
+    refused = [r for r in records if r["outcome"] == "refused"]
+    assert {r["rule_id"] for r in refused} == {"daily-budget-exceeded"}
+
+
+async def test_usage_survives_restart(gateway: GatewayHarness) -> None:
+    await apply(
+        gateway,
+        """
+apiVersion: agentctl/v1
+agents:
+  bot-a:
+    budgets:
+      day: {requests: 3}
+""",
+    )
+    client = gateway.aclient(A, max_retries=0)
+    for _ in range(2):
+        await client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+    await gateway.flush()
+    await gateway.restart()
+    client = gateway.aclient(A, max_retries=0)
+    await client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+    with pytest.raises(openai.RateLimitError) as err:
+        await client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+    assert err.value.code == "daily-budget-exceeded-requests"
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "GPT-4O", "openai/gpt-4o", "gpt-4o-2024-08-06", "big"])
+async def test_model_access_cannot_be_bypassed(gateway: GatewayHarness, model: str) -> None:
+    await apply(
+        gateway,
+        """
+apiVersion: agentctl/v1
+aliases:
+  big: gpt-4o
+defaults:
+  models:
+    allow: ["gpt-4o-mini*", "text-embedding-*"]
+""",
+    )
+    client = gateway.aclient(A, max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError) as err:
+        await client.chat.completions.create(model=model, messages=MSG)
+    assert err.value.code == "model-not-allowed"
+    assert gateway.sim.state.received == 0
+    ok = await client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+    assert ok.choices
+
+
+async def test_models_list_only_shows_allowed(gateway: GatewayHarness) -> None:
+    await apply(
+        gateway,
+        """
+apiVersion: agentctl/v1
+defaults:
+  models:
+    allow: ["gpt-4o-mini*"]
+""",
+    )
+    models = await gateway.aclient(A).models.list()
+    ids = [m.id for m in models.data]
+    assert ids and all(i.startswith("gpt-4o-mini") for i in ids)
+
+
+async def test_sdk_backs_off_on_rate_limit_and_succeeds(gateway: GatewayHarness) -> None:
+    await apply(
+        gateway,
+        """
+apiVersion: agentctl/v1
+agents:
+  bot-a:
+    rate: {rpm: 60, burst: 1}
+""",
+    )
+    client = gateway.aclient(A, max_retries=3)
+    await client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+    started = time.monotonic()
+    resp = await client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+    assert resp.choices
+    records = await gateway.records()
+    refused = [r for r in records if r["outcome"] == "refused"]
+    assert refused and {r["rule_id"] for r in refused} == {"rate-limit-rpm"}
+    # the SDK waited for the gateway's retry-after (1 request per second) before succeeding
+    assert time.monotonic() - started >= 0.5
+
+
+async def test_sdk_stops_on_should_retry_false(gateway: GatewayHarness) -> None:
+    await apply(
+        gateway,
+        """
+apiVersion: agentctl/v1
+agents:
+  bot-a:
+    budgets:
+      month: {requests: 1}
+""",
+    )
+    client = gateway.aclient(A, max_retries=5)
+    await client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+    with pytest.raises(openai.RateLimitError):
+        await client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+    records = await gateway.records()
+    assert [r["outcome"] for r in records] == ["served", "refused"]  # no retries
+
+
+async def test_ratelimit_headers_on_proxied_responses(gateway: GatewayHarness) -> None:
+    await apply(
+        gateway,
+        """
+apiVersion: agentctl/v1
+defaults:
+  rate: {rpm: 100, tpm: 100000}
+""",
+    )
+    raw = await gateway.aclient(A).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=MSG
+    )
+    h = raw.headers
+    assert h["x-ratelimit-limit-requests"] == "100"
+    assert h["x-ratelimit-remaining-requests"] == "99"
+    assert h["x-ratelimit-limit-tokens"] == "100000"
+    assert int(h["x-ratelimit-remaining-tokens"]) < 100000
+    assert h["x-ratelimit-reset-requests"].endswith("s")
+
+
+async def test_breaker_latches_agent_but_not_teammates(gateway: GatewayHarness) -> None:
+    version = await apply(
+        gateway,
+        """
+apiVersion: agentctl/v1
+agents:
+  bot-a:
+    breaker: {usd_per_hour: "0.00003"}
+""",
+    )
+    a = gateway.aclient(A, max_retries=0)
+    b = gateway.aclient(B, max_retries=0)
+    served = 0
+    with pytest.raises(openai.PermissionDeniedError) as err:
+        for _ in range(20):
+            await a.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+            served += 1
+    assert err.value.code == "agent_disabled"
+    assert err.value.response.headers["x-should-retry"] == "false"
+    # latched within one request of crossing: ~11.5e6 pico per call, threshold 30e6
+    assert served == 3
+    await b.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+    await gateway.flush()
+    agent = await asyncio.to_thread(gateway.store.get_agent, "bot-a")
+    assert agent.status == "disabled" and agent.status_actor == "agentctl-breaker"
+    events = await gateway.records(kinds=("breaker",))
+    assert len(events) == 1 and "cost-breaker-hourly" in events[0]["detail"]
+    requests = await gateway.records()
+    assert all(r["policy_version"] == version for r in requests)
+    # stays latched (even after the hour would reset) until an operator enables it
+    await asyncio.to_thread(gateway.store.set_status, "bot-a", "active", actor="op", reason="fixed")
+    await gateway.gw.refresh()
+    await a.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+
+
+async def test_owner_aggregate_budget_is_shared(gateway: GatewayHarness) -> None:
+    await apply(
+        gateway,
+        """
+apiVersion: agentctl/v1
+owners:
+  team-ml:
+    team_budgets:
+      day: {requests: 3}
+""",
+    )
+    a = gateway.aclient(A, max_retries=0)
+    b = gateway.aclient(B, max_retries=0)
+    c = gateway.aclient(C, max_retries=0)
+    await a.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+    await b.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+    await a.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+    with pytest.raises(openai.RateLimitError) as err:
+        await b.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+    assert err.value.code == "team-daily-budget-exceeded-requests"
+    await c.chat.completions.create(model="gpt-4o-mini", messages=MSG)  # other team unaffected
+
+
+async def test_shadow_rule_records_but_does_not_block(gateway: GatewayHarness) -> None:
+    await apply(
+        gateway,
+        """
+apiVersion: agentctl/v1
+defaults:
+  models:
+    allow: ["gpt-4o-mini"]
+    mode: shadow
+""",
+    )
+    resp = await gateway.aclient(A).chat.completions.create(model="gpt-4o", messages=MSG)
+    assert resp.choices
+    [rec] = await gateway.records()
+    assert rec["outcome"] == "served" and rec["shadow_rules"] == "model-not-allowed"
+
+
+async def test_policy_apply_reaches_running_gateway_within_a_second(
+    gateway: GatewayHarness,
+) -> None:
+    client = gateway.aclient(A, max_retries=0)
+    await client.chat.completions.create(model="gpt-4o", messages=MSG)
+    policy = load_text(
+        """
+apiVersion: agentctl/v1
+defaults:
+  models:
+    deny: ["gpt-4o"]
+"""
+    )
+    await asyncio.to_thread(
+        gateway.store.apply_policy,
+        policy.version,
+        canonical_json(policy.document),
+        ["x.yaml"],
+        actor="op",
+        reason="lock down",
+    )
+    started = time.monotonic()
+    while True:
+        try:
+            await client.chat.completions.create(model="gpt-4o", messages=MSG)
+        except openai.PermissionDeniedError:
+            break
+        assert time.monotonic() - started < 1.5, "new policy not in force after 1.5 s"
+        await asyncio.sleep(0.05)
