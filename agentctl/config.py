@@ -104,6 +104,26 @@ class Audit(_Model):
     journal: bool = True
 
 
+class MetricsSettings(_Model):
+    """`GET /metrics`. At most `max_agents` agents (and owners) and `max_models` models get
+    their own label values (top spenders); the rest are counted under `_other`."""
+
+    enabled: bool = True
+    max_agents: int = Field(50, ge=1)
+    max_models: int = Field(50, ge=1)
+
+
+class TracingSettings(_Model):
+    """OpenTelemetry spans (extra `agentctl[otel]`). `global` uses the process's own SDK
+    setup (e.g. `opentelemetry-instrument`); `otlp` sends OTLP/HTTP to `endpoint` (default
+    from `OTEL_EXPORTER_OTLP_*`)."""
+
+    enabled: bool = False
+    exporter: Literal["otlp", "console", "global"] = "otlp"
+    endpoint: str | None = None
+    service_name: str = "agentctl"
+
+
 class FileConfig(_Model):
     """The shape of agentctl.yaml."""
 
@@ -118,6 +138,8 @@ class FileConfig(_Model):
     pricing: Pricing = Pricing()
     limits: Limits = Limits()
     audit: Audit = Audit()
+    metrics: MetricsSettings = MetricsSettings()
+    tracing: TracingSettings = TracingSettings()
     policy_poll_ms: int = 250
 
     _check_keys = field_validator("gateway_key", "admin_token", mode="before")(_secret)
@@ -138,6 +160,8 @@ class Settings(_Model):
     pricing: Pricing = Pricing()
     limits: Limits = Limits()
     audit: Audit = Audit()
+    metrics: MetricsSettings = MetricsSettings()
+    tracing: TracingSettings = TracingSettings()
     policy_poll_ms: int = 250
 
     @property

@@ -52,7 +52,10 @@ def demo(
         for agent in store.list_agents():
             if agent.status == "disabled" and agent.name not in announced:
                 announced.add(agent.name)
-                message = f"{elapsed:4.1f}s  {agent.name} disabled by {agent.status_actor}: {agent.status_reason}"
+                message = (
+                    f"{elapsed:4.1f}s  {agent.name} disabled by {agent.status_actor}: "
+                    f"{agent.status_reason}"
+                )
                 if interactive:
                     live.console.print(f"[bold yellow]{message}[/]")
                 else:
