@@ -24,6 +24,7 @@ from agentctl.gateway.pipeline import endpoint_handler
 from agentctl.gateway.runtime import Gateway
 from agentctl.store.recorder import Journal, Recorder, replay
 from agentctl.store.sql import Store
+from agentctl.tracing import OPERATIONS
 
 log = logging.getLogger("agentctl.gateway")
 
@@ -64,6 +65,30 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
         gw.recorder.record(call.row())
     headers = {"x-request-id": call.request_id, **err.headers}
     return web.json_response(err.body(), status=err.status, headers=headers)
+
+
+@web.middleware
+async def traced(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One OpenTelemetry span around each proxied request (only when tracing is on)."""
+    tracer = request.app[GATEWAY].tracer
+    if tracer is None or request.path not in OPERATIONS:
+        return await handler(request)
+    with tracer.span(request.path, request.headers):
+        return await handler(request)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition; behind the admin token when one is configured."""
+    gw = request.app[GATEWAY]
+    token = gw.settings.admin_token
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not secrets.compare_digest(given.encode(), token.encode()):
+            raise GatewayError(
+                401, "admin_token_required", "/metrics needs Authorization: Bearer <admin token>"
+            )
+    body, content_type = gw.metrics.exposition(request.headers.get("Accept"))
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -111,7 +136,7 @@ async def list_models(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings, *, store: Store | None = None) -> web.Application:
     app = web.Application(
-        middlewares=[openai_errors],
+        middlewares=[openai_errors, *([traced] if settings.tracing.enabled else [])],
         client_max_size=settings.limits.max_body_bytes,
     )
     app.cleanup_ctx.append(_gateway_ctx(settings, store))
@@ -123,6 +148,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> web.Applica
         web.post("/v1/messages", endpoint_handler(MESSAGES)),
         web.get("/v1/models", list_models),
         web.get("/healthz", healthz),
+        *([web.get("/metrics", metrics)] if settings.metrics.enabled else []),
     ]
     app.add_routes(routes)
     return app
@@ -167,6 +193,8 @@ def _gateway_ctx(
             await gateway.governance.drain()
             await gateway.session.close()
             await asyncio.to_thread(recorder.close)
+            if gateway.tracer is not None:
+                await asyncio.to_thread(gateway.tracer.close)  # flushes spans
             if own_store:
                 db.close()
 

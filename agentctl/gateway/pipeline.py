@@ -144,6 +144,7 @@ async def settle(gw: Gateway, call: Call) -> None:
         gw.recorder.record(call.row())
     except Exception:  # the journal is the last line of defence; never lose the request
         log.exception("failed to journal audit record %s", call.request_id)
+    gw.metrics.observe(call)
 
 
 def _retry_count(request: web.Request) -> int:

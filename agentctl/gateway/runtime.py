@@ -21,9 +21,11 @@ from agentctl.gateway.call import Call
 from agentctl.gateway.directory import Directory
 from agentctl.gateway.governance import Governance
 from agentctl.gateway.routing import Router
+from agentctl.metrics import Metrics
 from agentctl.pricing import Pricer
 from agentctl.store.recorder import Recorder
 from agentctl.store.sql import Store
+from agentctl.tracing import Tracer
 
 log = logging.getLogger("agentctl.gateway")
 
@@ -52,6 +54,13 @@ class Gateway:
         self.state_version = store.state_version()
         self.unpriced_seen: set[str] = set()
         self.inflight = 0
+        self.tracer = Tracer.configure(settings.tracing)  # None unless tracing.enabled
+        self.metrics = Metrics(
+            settings.metrics,
+            inflight=lambda: self.inflight,
+            queue_depth=lambda: self.recorder.pending,
+            observers=[self.tracer.annotate] if self.tracer else [],
+        )
 
     def new_call(self, request: web.Request) -> Call:
         peer = request.remote or ""

@@ -29,6 +29,7 @@ from agentctl.facts import CHAT, COMPLETIONS, RequestFacts
 from agentctl.gateway.call import Call
 from agentctl.gateway.metering import StreamMeter, estimate
 from agentctl.gateway.routing import Route
+from agentctl.tracing import inject_context
 from agentctl.usage import from_body
 
 HOP_BY_HOP = frozenset(
@@ -93,6 +94,7 @@ def upstream_headers(
             out["x-api-key"] = secret
         else:
             out["Authorization"] = f"Bearer {secret}"
+    inject_context(out)  # our span's traceparent, only when tracing is on
     return out
 
 

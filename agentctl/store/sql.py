@@ -533,9 +533,14 @@ _DEFAULTS: dict[str, Any] = {
 
 
 def _full_row(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Every column present with its default, so hashes cover a fixed set of fields."""
+    """Every column present with its default, so hashes cover a fixed set of fields.
+
+    Unknown keys are dropped and NUL characters replaced (PostgreSQL refuses them in
+    text), so one odd row (a client-chosen model name) can never poison a batch."""
     row = dict(_DEFAULTS)
-    row.update(raw)
+    for key, value in raw.items():
+        if key in _DEFAULTS:
+            row[key] = value.replace("\x00", "\ufffd") if isinstance(value, str) else value
     row.pop("id", None)
     return row
 
