@@ -17,7 +17,8 @@ DEFAULT_PURPOSES = frozenset(
     {"production", "staging", "development", "batch", "evaluation", "test"}
 )
 MAX_PARAMS = 8
-MAX_BYTES = 512
+MAX_BYTES = 512  # excluding optional whitespace around ';'
+
 MAX_VALUE = 64
 
 _VALUE = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
@@ -91,7 +92,9 @@ def parse_identity(
     if len(values) > 1:
         raise IdentityError(f"{HEADER} was sent {len(values)} times; send exactly one header line")
     raw = values[0]
-    if len(raw.encode("utf-8", "surrogateescape")) > MAX_BYTES:
+    # Measured without optional whitespace, so a header and its canonical form
+    # (which adds "; " separators) are both within the limit or both over it.
+    if len(raw.replace(" ", "").replace("\t", "").encode("utf-8", "surrogateescape")) > MAX_BYTES:
         raise IdentityError(f"{HEADER} is longer than {MAX_BYTES} bytes")
     _check_chars(raw)
     if "," in raw:

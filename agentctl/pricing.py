@@ -79,6 +79,7 @@ class Rate:
     model_price: Any  # genai_prices ModelPrice, for tiered fallback
     linear: bool
     source: str  # "genai-prices:<provider>/<model>" or "override:<pattern>"
+    per_request: Decimal  # a fixed fee per request, charged once
 
     def usd(self, u: Usage) -> Decimal | None:
         """Exact USD, or None when genai-prices cannot price this usage shape."""
@@ -87,7 +88,7 @@ class Rate:
                 return Decimal(self.model_price.calc_price(_gp_usage(u))["total_price"])
             except (ValueError, ArithmeticError):
                 return None
-        total = Decimal(0)
+        total = self.per_request
         for coef, name in zip(self.coefficients, _FIELDS, strict=True):
             count = getattr(u, name)
             if count and coef:
@@ -110,18 +111,21 @@ def _linear_rate(model_price: Any, source: str) -> Rate:
     def price(**kw: int) -> Decimal:
         return Decimal(model_price.calc_price(GPUsage(**kw))["total_price"])
 
+    # A per-request fee (e.g. perplexity sonar) is the price of an empty usage: charged
+    # once per request, not folded into the per-token rates.
+    fixed = price(input_tokens=0)
     base_in = price(input_tokens=n)
     base_out = price(output_tokens=n)
     coefs = (
-        base_in / n,
-        base_out / n,
+        (base_in - fixed) / n,
+        (base_out - fixed) / n,
         (price(input_tokens=n, cache_read_tokens=n) - base_in) / n,
         (price(input_tokens=n, cache_write_tokens=n) - base_in) / n,
         (price(output_tokens=n, output_reasoning_tokens=n) - base_out) / n,
         (price(input_tokens=n, input_audio_tokens=n) - base_in) / n,
         (price(output_tokens=n, output_audio_tokens=n) - base_out) / n,
     )
-    return Rate(coefs, model_price, not tiered, source)
+    return Rate(coefs, model_price, not tiered, source, fixed)
 
 
 def _override_rate(pattern: str, p: ModelPrice) -> Rate:
@@ -131,7 +135,7 @@ def _override_rate(pattern: str, p: ModelPrice) -> Rate:
     write = Decimal(p.cache_write_per_mtok) / _MTOK - inp if p.cache_write_per_mtok else 0
     zero = Decimal(0)
     coefs = (inp, out, Decimal(cached), Decimal(write), zero, zero, zero)
-    return Rate(coefs, None, True, f"override:{pattern}")
+    return Rate(coefs, None, True, f"override:{pattern}", Decimal(0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,14 +172,16 @@ class Pricer:
 
     def _lookup(self, model: str, provider: str, when: datetime | None) -> Rate | None:
         name = normalise_model(model)
+        full = model.strip().lower()
         for pattern, price in self._overrides.items():
-            if name == pattern or fnmatch.fnmatchcase(name, pattern):
+            if any(n == pattern or fnmatch.fnmatchcase(n, pattern) for n in (full, name)):
                 return _override_rate(pattern, price)
         # The configured provider first; then genai-prices' guess from the model name
         # (an OpenAI-compatible upstream serving claude-* still costs Anthropic's list
         # price, and a guessed price beats a silent $0). The source says which it was.
+        candidates = dict.fromkeys((full, name, strip_snapshot(name)))
         for provider_id in (provider, None):
-            for candidate in dict.fromkeys((name, strip_snapshot(name))):
+            for candidate in candidates:
                 try:
                     calc = calc_price(
                         GPUsage(input_tokens=0),

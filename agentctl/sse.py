@@ -10,17 +10,48 @@ mid-UTF-8 sequence) yields the same events (property-tested).
 
 from __future__ import annotations
 
-_TERMINATORS = (b"\n\n", b"\r\n\r\n", b"\r\r")
+
+def _eol(buf: bytes | bytearray, i: int) -> int:
+    """Length of the line ending at `i` (1 or 2), 0 if none, -1 if undecidable yet."""
+    ch = buf[i]
+    if ch == 0x0A:
+        return 1
+    if ch != 0x0D:
+        return 0
+    if i + 1 >= len(buf):
+        return -1  # a CR at the end of the buffer may be the first half of CRLF
+    return 2 if buf[i + 1] == 0x0A else 1
 
 
 def _boundary(buf: bytes | bytearray, start: int) -> tuple[int, int]:
-    """(index, length) of the first event terminator at or after `start`, or (-1, 0)."""
-    best, size = -1, 0
-    for term in _TERMINATORS:
-        idx = buf.find(term, start)
-        if idx != -1 and (best == -1 or idx < best):
-            best, size = idx, len(term)
-    return best, size
+    """(index, length) of the first blank line (two line endings in a row), or (-1, 0).
+
+    Line endings are CRLF, LF or CR, in any mix (WHATWG SSE). The fast path covers the
+    usual LF-only stream."""
+    if buf.find(b"\r", start) == -1:
+        idx = buf.find(b"\n\n", start)
+        return (idx, 2) if idx != -1 else (-1, 0)
+    i = start
+    n = len(buf)
+    while i < n:
+        cr = buf.find(b"\r", i)
+        lf = buf.find(b"\n", i)
+        i = min(x for x in (cr, lf) if x != -1) if cr != -1 or lf != -1 else -1
+        if i == -1:
+            return -1, 0
+        first = _eol(buf, i)
+        if first == -1:
+            return -1, 0
+        j = i + first
+        if j >= n:
+            return -1, 0
+        second = _eol(buf, j)
+        if second == -1:
+            return -1, 0
+        if second:
+            return i, first + second
+        i = j
+    return -1, 0
 
 
 class EventSplitter:

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from agentctl.errors import GatewayError, Refusal
 from agentctl.gateway.call import Call
+from agentctl.gateway.directory import IdentityMismatch
 from agentctl.gateway.keys import GATEWAY
 from agentctl.gateway.reading import extract_facts, parse_body, read_body
 from agentctl.gateway.routing import Route
@@ -47,6 +48,8 @@ async def handle(request: web.Request, endpoint: str) -> web.StreamResponse:
         try:
             response = await proxy(gw, request, call, endpoint)
         except GatewayError as err:
+            if isinstance(err, IdentityMismatch):
+                call.identity = err.token_agent  # charged to the token's own agent
             refused = isinstance(err, Refusal) or err.status < 500
             call.refuse(err.status, err.code, err.message, refused=refused)
             response = error_response(err, gw.own_headers(call))

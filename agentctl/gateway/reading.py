@@ -92,7 +92,9 @@ def extract_facts(
             "'model' is required and must be a non-empty string",
             param="model",
         )
-    stream = body.get("stream", False)
+    stream = body.get("stream")
+    if stream is None:  # "boolean or null" in the OpenAI API
+        stream = False
     if not isinstance(stream, bool):
         raise GatewayError(400, "invalid_value", "'stream' must be true or false", param="stream")
     max_output = None

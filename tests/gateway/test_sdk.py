@@ -142,7 +142,7 @@ async def test_embeddings_completions_and_responses(gateway: GatewayHarness) -> 
     resp = await client.responses.create(model="gpt-4o-mini", input="one two three")
     stream = await client.responses.create(model="gpt-4o-mini", input="one two", stream=True)
     events = [e async for e in stream]
-    completed = [e for e in events if e.type == "response.completed"][0]
+    completed = next(e for e in events if e.type == "response.completed")
     recs = await gateway.records()
     by_path = {r["endpoint"]: r for r in recs}
     assert by_path["/v1/embeddings"]["prompt_tokens"] == emb.usage.prompt_tokens

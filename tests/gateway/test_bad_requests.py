@@ -1,0 +1,227 @@
+"""Client mistakes in the body, path or method: an OpenAI-shaped 4xx naming the problem,
+exactly one audit row, nothing forwarded, never a 500."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from agentctl.config import Limits
+from tests.gateway.support import BODY, CHAT, HEADERS, RAW_BODY, error_of, ok, post
+from tests.harness import IDENTITY, GatewayHarness, sim_upstream
+
+
+def body(**fields: object) -> bytes:
+    return json.dumps({**BODY, **fields}).encode()
+
+
+# (case id, raw body, status, code, param, exact message)
+CASES = [
+    (
+        "invalid-json",
+        b'{"model": "gpt-4o-mini",',
+        "invalid_json",
+        None,
+        "request body is not valid JSON: Expecting property name enclosed in double "
+        "quotes: line 1 column 25 (char 24)",
+    ),
+    (
+        "not-utf8",
+        b'{"model": "gpt-4o-mini", "x": "\xff"}',
+        "invalid_encoding",
+        None,
+        "request body is not valid UTF-8 (byte 31); send UTF-8 encoded JSON",
+    ),
+    ("array", b"[1, 2]", "invalid_json", None, "request body must be a JSON object"),
+    ("string", b'"hello"', "invalid_json", None, "request body must be a JSON object"),
+    ("empty", b"", "invalid_json", None, "request body is empty; send a JSON object"),
+    (
+        "missing-model",
+        json.dumps({"messages": []}).encode(),
+        "missing_model",
+        "model",
+        "'model' is required and must be a non-empty string",
+    ),
+    (
+        "model-not-string",
+        body(model=5),
+        "invalid_value",
+        "model",
+        "'model' is required and must be a non-empty string",
+    ),
+    (
+        "model-blank",
+        body(model="  "),
+        "invalid_value",
+        "model",
+        "'model' is required and must be a non-empty string",
+    ),
+    (
+        "stream-yes",
+        body(stream="yes"),
+        "invalid_value",
+        "stream",
+        "'stream' must be true or false",
+    ),
+    (
+        "negative-max-tokens",
+        body(max_tokens=-1),
+        "invalid_value",
+        "max_tokens",
+        "'max_tokens' must be a non-negative integer",
+    ),
+    (
+        "bool-max-completion-tokens",
+        body(max_completion_tokens=True),
+        "invalid_value",
+        "max_completion_tokens",
+        "'max_completion_tokens' must be a non-negative integer",
+    ),
+    ("negative-n", body(n=-2), "invalid_value", "n", "'n' must be a non-negative integer"),
+]
+
+
+async def assert_one_refusal(gateway: GatewayHarness, status: int, code: str, message: str) -> dict:
+    assert gateway.sim is not None
+    assert gateway.sim.state.requests == [], "a bad request must not reach the upstream"
+    recs = await gateway.records()
+    assert len(recs) == 1
+    [rec] = recs
+    assert (rec["status"], rec["outcome"], rec["rule_id"], rec["message"]) == (
+        status,
+        "refused",
+        code,
+        message,
+    )
+    return rec
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "param", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+async def test_bad_body_is_refused(
+    gateway: GatewayHarness, raw: bytes, code: str, param: str | None, message: str
+) -> None:
+    resp = await post(gateway, raw)
+    err = error_of(resp, 400, code)
+    assert err == {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": param,
+        "code": code,
+    }
+    assert resp.headers["x-agentctl-agent"] == "bot-a"
+    rec = await assert_one_refusal(gateway, 400, code, message)
+    assert (rec["agent"], rec["owner"], rec["purpose"]) == ("bot-a", "team-ml", "production")
+    assert rec["request_id"] == resp.headers["x-request-id"]
+    await ok(gateway)
+
+
+async def test_unrouted_model_is_404(gateway: GatewayHarness) -> None:
+    assert gateway.sim is not None
+    await gateway.restart(upstreams=(sim_upstream(gateway.sim, models=("gpt-*",)),))
+    resp = await post(gateway, body(model="no-such-model"))
+    err = error_of(resp, 404, "model_not_found")
+    message = "no upstream serves model 'no-such-model'; check `upstreams` in agentctl.yaml"
+    assert err == {
+        "message": message,
+        "type": "not_found_error",
+        "param": "model",
+        "code": "model_not_found",
+    }
+    rec = await assert_one_refusal(gateway, 404, "model_not_found", message)
+    assert rec["model"] == "no-such-model"
+    await ok(gateway)
+
+
+async def test_stream_null_means_not_streaming(gateway: GatewayHarness) -> None:
+    resp = await post(gateway, body(stream=None))
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["object"] == "chat.completion"
+
+
+async def test_oversize_body_with_content_length_is_413(gateway: GatewayHarness) -> None:
+    await gateway.restart(limits=Limits(max_body_bytes=1024))
+    resp = await post(gateway, body(pad="x" * 2000))
+    err = error_of(resp, 413, "request_too_large")
+    message = "request body is larger than the gateway limit of 1024 bytes"
+    assert err == {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "request_too_large",
+    }
+    await assert_one_refusal(gateway, 413, "request_too_large", message)
+    await ok(gateway)
+
+
+async def test_oversize_chunked_body_is_413(gateway: GatewayHarness) -> None:
+    await gateway.restart(limits=Limits(max_body_bytes=1024))
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield RAW_BODY[:-1]
+        for _ in range(8):
+            yield b', "pad": "' + b"x" * 200 + b'"'
+        yield b"}"
+
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
+        resp = await client.post(CHAT, content=chunks(), headers=HEADERS)
+    assert "content-length" not in resp.request.headers
+    assert resp.request.headers["transfer-encoding"] == "chunked"
+    err = error_of(resp, 413, "request_too_large")
+    message = "request body is larger than the gateway limit of 1024 bytes"
+    assert err["message"] == message
+    await assert_one_refusal(gateway, 413, "request_too_large", message)
+    await ok(gateway)
+
+
+async def test_body_at_the_limit_is_accepted(gateway: GatewayHarness) -> None:
+    raw = body(pad="")
+    raw = body(pad="x" * (600 - len(raw)))
+    assert len(raw) == 600
+    await gateway.restart(limits=Limits(max_body_bytes=600))
+    resp = await post(gateway, raw)
+    assert resp.status_code == 200, resp.text
+    assert gateway.sim is not None
+    assert gateway.sim.state.requests[-1].body == raw
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code", "type_"),
+    [
+        ("POST", "/v1/nope", 404, "unknown_endpoint", "not_found_error"),
+        ("GET", "/v2/chat/completions", 404, "unknown_endpoint", "not_found_error"),
+        ("GET", CHAT, 405, "method_not_allowed", "invalid_request_error"),
+        ("DELETE", "/v1/embeddings", 405, "method_not_allowed", "invalid_request_error"),
+    ],
+)
+async def test_unknown_path_and_wrong_method(
+    gateway: GatewayHarness, method: str, path: str, status: int, code: str, type_: str
+) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
+        resp = await client.request(method, path, headers={"X-Agent-Identity": IDENTITY})
+    err = error_of(resp, status, code)
+    message = f"{method} {path} is not an endpoint of this gateway"
+    assert err == {"message": message, "type": type_, "param": None, "code": code}
+    rec = await assert_one_refusal(gateway, status, code, message)
+    assert rec["endpoint"] == path
+    assert rec["request_id"] == resp.headers["x-request-id"]
+
+
+async def test_405_names_the_allowed_method(gateway: GatewayHarness) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
+        resp = await client.get(CHAT, headers={"X-Agent-Identity": IDENTITY})
+    assert resp.status_code == 405
+    assert resp.headers.get("allow") == "POST"
+
+
+async def test_healthz_is_not_audited(gateway: GatewayHarness) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
+        resp = await client.get("/healthz")
+        missing = await client.post("/healthz")
+    assert resp.status_code == 200 and resp.json()["status"] == "ok"
+    assert missing.status_code == 405
+    assert await gateway.records() == []
