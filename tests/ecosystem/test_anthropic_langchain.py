@@ -1,0 +1,100 @@
+"""The anthropic SDK against /v1/messages, and LangChain's ChatOpenAI streaming through
+the gateway with its usage metered although it never asks for stream usage."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import anthropic
+import pytest
+
+from tests.harness import IDENTITY, GatewayHarness
+
+MSG = [{"role": "user", "content": "tell me three things about the sea"}]
+
+
+def claude(gateway: GatewayHarness, **kw: object) -> anthropic.Anthropic:
+    return anthropic.Anthropic(
+        base_url=gateway.url,
+        api_key="sk-ant-client",
+        default_headers={"X-Agent-Identity": IDENTITY},
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def test_anthropic_sync_create_stream_and_retry(gateway: GatewayHarness) -> None:
+    def run() -> tuple[anthropic.types.Message, str, anthropic.types.Message, int]:
+        client = claude(gateway, max_retries=2)
+        msg = client.messages.create(model="claude-sonnet-4-5", max_tokens=30, messages=MSG)
+        with client.messages.stream(
+            model="claude-sonnet-4-5", max_tokens=30, messages=MSG
+        ) as stream:
+            text = "".join(stream.text_stream)
+            final = stream.get_final_message()
+        retried = client.messages.with_raw_response.create(
+            model="claude-haiku-4-5",
+            max_tokens=30,
+            messages=MSG,
+            extra_headers={
+                "x-sim-status": "529",  # Anthropic's "overloaded"
+                "x-sim-fail-first": "1",
+                "x-sim-key": uuid.uuid4().hex,
+                "x-sim-retry-after-ms": "20",
+            },
+        )
+        return msg, text, final, retried.retries_taken
+
+    msg, text, final, retries = await asyncio.to_thread(run)
+    assert text and retries == 1
+    records = await gateway.records()
+    served = [r for r in records if r["outcome"] == "served"]
+    assert [r["completion_tokens"] for r in served[:2]] == [
+        msg.usage.output_tokens,
+        final.usage.output_tokens,
+    ]
+    assert all(r["upstream"] == "sim-anthropic" and r["cost_pico"] > 0 for r in served)
+    assert [r["status"] for r in records if r["outcome"] == "upstream_error"] == [529]
+
+
+async def test_anthropic_sdk_raises_its_own_error_types_on_refusals(
+    gateway: GatewayHarness,
+) -> None:
+    await asyncio.to_thread(
+        gateway.store.set_status, "bot-a", "disabled", actor="alice", reason="loop"
+    )
+    await gateway.gw.refresh()
+    client = anthropic.AsyncAnthropic(
+        base_url=gateway.url, api_key="k", default_headers={"X-Agent-Identity": IDENTITY}
+    )
+    with pytest.raises(anthropic.PermissionDeniedError) as caught:
+        await client.messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=MSG)
+    assert caught.value.status_code == 403
+    assert "agent_disabled" in str(caught.value)
+    [rec] = await gateway.records()  # x-should-retry: false, so no retries
+    assert rec["rule_id"] == "agent_disabled"
+
+
+async def test_langchain_chatopenai_stream_is_metered(gateway: GatewayHarness) -> None:
+    langchain_openai = pytest.importorskip(
+        "langchain_openai", reason="langchain-openai is not installed (it is in the test extra)"
+    )
+    llm = langchain_openai.ChatOpenAI(
+        model="gpt-4o-mini",
+        base_url=gateway.base_url,
+        api_key="sk-langchain",
+        default_headers={"X-Agent-Identity": IDENTITY},
+        max_retries=0,
+    )
+    chunks = [chunk async for chunk in llm.astream("tell me three things about the sea")]
+    text = "".join(str(c.content) for c in chunks)
+    assert text
+    sent = gateway.sim.state.requests[-1]
+    assert sent.headers["X-Agent-Identity"] == IDENTITY
+    assert sent.json["stream"] is True
+    assert sent.json["stream_options"] == {"include_usage": True}  # the gateway asked
+    [rec] = await gateway.records()
+    assert (rec["agent"], rec["stream"], rec["usage_source"]) == ("bot-a", True, "reported")
+    assert rec["completion_tokens"] == len(text.split()) and rec["cost_pico"] > 0
+    # LangChain did not ask, so the injected usage chunk never reached it
+    assert all(getattr(c, "usage_metadata", None) is None for c in chunks)
