@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from agentctl.errors import CliError
 
@@ -24,6 +25,30 @@ class _Group(TyperGroup):
                 render.err_console.print(traceback.format_exc(), markup=False)
             render.error(exc.message)
             raise typer.Exit(exc.exit_code) from None
+        except (typer.Exit, typer.Abort, TyperException, KeyboardInterrupt):
+            raise  # usage errors (exit 2) and deliberate exits keep their own handling
+        except Exception as exc:  # never a traceback for an operator, unless --debug
+            from agentctl.cli import render
+
+            if ctx.params.get("debug"):
+                render.err_console.print(traceback.format_exc(), markup=False)
+            render.error(_describe(exc))
+            raise typer.Exit(1) from None
+
+
+def _describe(exc: Exception) -> str:
+    """One line naming the problem, for failures no command anticipated."""
+    import sqlalchemy.exc
+
+    if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+        detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        return (
+            f"cannot reach the database ({detail}); check --db / AGENTCTL_DB and that the "
+            "server is running"
+        )
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror or exc}: {exc.filename}"
+    return f"{type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
 
 
 app = typer.Typer(
@@ -45,14 +70,17 @@ def _root(
 
 
 def _register() -> None:
-    from agentctl.cli import agents, demo, policy, report, serve, tail
+    from agentctl.cli import agents, audit, completions, db, demo, policy, report, serve, tail
 
     serve.register(app)
     app.add_typer(agents.app, name="agents")
+    app.add_typer(audit.app, name="audit")
     app.add_typer(policy.app, name="policy")
+    app.add_typer(db.app, name="db")
     report.register(app)
     tail.register(app)
     demo.register(app)
+    completions.register(app)
 
 
 _register()

@@ -104,40 +104,16 @@ BAD_INPUT = [
     ("db status --db foo://bar", 1, "unsupported database URL"),
     ("completions show tcsh", 2, "bash"),
 ]
-# Known failures, each strict so the fix flips it to a pass and the mark must go.
-KNOWN_BUGS = [
-    pytest.param(
-        "init --home {file}/sub",
-        1,
-        "home",
-        marks=pytest.mark.xfail(strict=True, reason="BUG: OSError from mkdir is a traceback"),
-    ),
-    pytest.param(
-        "serve --port 99999 --upstream http://127.0.0.1:9/v1",
-        2,
-        "port",
-        marks=pytest.mark.xfail(strict=True, reason="BUG: OverflowError from bind()"),
-    ),
-    pytest.param(
-        "serve --log-format xml --port 99999 --upstream http://127.0.0.1:9/v1",
-        2,
-        "--log-format",
-        marks=pytest.mark.xfail(
-            strict=True, reason="BUG: an unknown --log-format is accepted (text logs)"
-        ),
-    ),
-    pytest.param(
-        "agents list --db postgresql://agentctl@127.0.0.1:1/none",
-        1,
-        "database",
-        marks=pytest.mark.xfail(
-            strict=True, reason="BUG: an unreachable database is an OperationalError traceback"
-        ),
-    ),
+# Regressions: each was a traceback or a silently accepted value once.
+FIXED = [
+    ("init --home {file}/sub", 1, "home"),
+    ("serve --port 99999 --upstream http://127.0.0.1:9/v1", 2, "port"),
+    ("serve --log-format xml --port 8080 --upstream http://127.0.0.1:9/v1", 2, "--log-format"),
+    ("agents list --db postgresql://agentctl@127.0.0.1:1/none", 1, "database"),
 ]
 
 
-@pytest.mark.parametrize(("args", "code", "fragment"), BAD_INPUT + KNOWN_BUGS)
+@pytest.mark.parametrize(("args", "code", "fragment"), BAD_INPUT + FIXED)
 def test_bad_input_names_the_problem(
     args: str, code: int, fragment: str, home: Path, tmp_path: Path
 ) -> None:
