@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -99,6 +99,23 @@ class Limits(_Model):
     drain_seconds: float = 30.0
 
 
+class CountersOptions(_Model):
+    """How the gateway uses a shared counters backend (Redis); ignored for `memory://`.
+
+    `on_failure`: `closed` answers 503 `counters_unavailable` while the backend is
+    unreachable; `open` serves with per-process in-memory limits until it returns."""
+
+    on_failure: Literal["closed", "open"] = "closed"
+    prefix: str = "agentctl:"  # key prefix; `?prefix=` in the URL wins
+    timeout_ms: Annotated[int, Field(ge=10)] = 500  # slower than this counts as unreachable
+
+
+class CountersBlock(CountersOptions):
+    """`counters:` as a mapping in agentctl.yaml (a plain URL string still works)."""
+
+    url: str = "memory://"
+
+
 class Audit(_Model):
     flush_interval_ms: int = 100
     journal: bool = True
@@ -109,8 +126,8 @@ class MetricsSettings(_Model):
     their own label values (top spenders); the rest are counted under `_other`."""
 
     enabled: bool = True
-    max_agents: int = Field(50, ge=1)
-    max_models: int = Field(50, ge=1)
+    max_agents: int = Field(default=50, ge=1)
+    max_models: int = Field(default=50, ge=1)
 
 
 class TracingSettings(_Model):
@@ -130,7 +147,7 @@ class FileConfig(_Model):
     host: str = "127.0.0.1"
     port: int = 8787
     database: str | None = None
-    counters: str = "memory://"
+    counters: str | CountersBlock = "memory://"
     gateway_key: SecretRef | None = None
     admin_token: SecretRef | None = None
     identity: IdentitySettings = IdentitySettings()
@@ -152,7 +169,8 @@ class Settings(_Model):
     host: str = "127.0.0.1"
     port: int = 8787
     database: str
-    counters: str = "memory://"
+    counters: str = "memory://"  # the URL; the rest of a `counters:` block is below
+    counters_options: CountersOptions = CountersOptions()
     gateway_key: str | None = None
     admin_token: str | None = None
     identity: IdentitySettings = IdentitySettings()
@@ -240,6 +258,9 @@ def load_settings(
     home_path = home_dir(home)
     file_cfg = read_file_config(config, home_path)
     data: dict[str, Any] = file_cfg.model_dump(exclude={"gateway_key", "admin_token"})
+    if isinstance(file_cfg.counters, CountersBlock):
+        data["counters"] = file_cfg.counters.url
+        data["counters_options"] = file_cfg.counters.model_dump(exclude={"url"})
     data["gateway_key"] = file_cfg.gateway_key.resolve() if file_cfg.gateway_key else None
     data["admin_token"] = file_cfg.admin_token.resolve() if file_cfg.admin_token else None
     for key, var in (

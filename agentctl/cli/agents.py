@@ -10,6 +10,7 @@ import typer
 from agentctl.cli import render
 from agentctl.cli.options import Actor, Db, Json, Team, actor_name, open_db
 from agentctl.errors import CliError
+from agentctl.gateway import changes
 from agentctl.identity import valid_value
 from agentctl.store.models import Agent
 
@@ -117,7 +118,9 @@ def _switch(
     if not reason.strip():
         raise CliError("--reason must not be empty; say why, for the audit trail", exit_code=2)
     store = open_db(db)
-    return store.set_status(name, status, actor=actor_name(actor), reason=reason, owner=owner)
+    agent = store.set_status(name, status, actor=actor_name(actor), reason=reason, owner=owner)
+    changes.announce("agents")
+    return agent
 
 
 @app.command("disable")

@@ -11,6 +11,7 @@ import typer
 from agentctl.cli import render
 from agentctl.cli.options import Actor, Db, Json, actor_name, open_db
 from agentctl.errors import CliError
+from agentctl.gateway.changes import announce
 from agentctl.gateway.governance import load_active
 from agentctl.identity import Identity
 from agentctl.policy import effective, load_files, policy_changes, policy_json_schema
@@ -95,6 +96,8 @@ def apply(
             reason=reason,
             changes={agent: len(items) for agent, items in changes.items()},
         )
+        if applied:
+            announce("policy")
     if json_out:
         render.emit_json(
             {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +22,29 @@ from agentctl.config import (
 )
 from agentctl.errors import CliError
 from agentctl.logs import setup_logging
+
+
+class LogFormat(enum.StrEnum):
+    text = "text"
+    json = "json"
+
+
+class LogLevel(enum.StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+def safe_url(url: str) -> str:
+    """A database URL without its password, for log lines."""
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
 
 STARTER = """\
 # agentctl.yaml: gateway settings. Flags and AGENTCTL_* environment variables override it.
@@ -103,16 +128,35 @@ def init(
     path = directory / CONFIG_NAME
     if path.exists() and not force:
         raise CliError(f"{path} already exists; pass --force to overwrite it")
-    directory.mkdir(parents=True, exist_ok=True)
-    path.write_text(STARTER, encoding="utf-8")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path.write_text(STARTER, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(
+            f"cannot write {path}: {exc.strerror}; choose another --home (or AGENTCTL_HOME)"
+        ) from None
     render.out(f"wrote {path}")
 
 
 def serve(
     config: ConfigFile = None,
     host: Annotated[str | None, typer.Option("--host", help="Listen address [127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Listen port [8787].")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Listen port [8787].", min=0, max=65535)
+    ] = None,
     db: Db = None,
+    counters: Annotated[
+        str | None,
+        typer.Option(
+            "--counters",
+            help="Counters URL: memory:// (one process) or redis://HOST:6379/0[?prefix=P] "
+            "(shared by every gateway).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", help="Gateway processes on this port (N > 1 needs redis://)."),
+    ] = 1,
     upstream: Annotated[
         str | None,
         typer.Option(
@@ -129,18 +173,26 @@ def serve(
         str, typer.Option("--provider", help="Pricing provider id for --upstream.")
     ] = "openai",
     log_format: Annotated[
-        str, typer.Option("--log-format", help="text or json.", envvar="AGENTCTL_LOG_FORMAT")
-    ] = "text",
+        LogFormat,
+        typer.Option(
+            "--log-format", help="Log lines as text or json.", envvar="AGENTCTL_LOG_FORMAT"
+        ),
+    ] = LogFormat.text,
     log_level: Annotated[
-        str, typer.Option("--log-level", help="debug, info, warning.", envvar="AGENTCTL_LOG_LEVEL")
-    ] = "info",
+        LogLevel, typer.Option("--log-level", help="Log level.", envvar="AGENTCTL_LOG_LEVEL")
+    ] = LogLevel.info,
 ) -> None:
     """Run the gateway."""
     from agentctl.gateway.server import check_settings
     from agentctl.gateway.server import serve as run
 
-    setup_logging(log_format, log_level)
-    overrides: dict[str, object] = {"host": host, "port": port, "database": db}
+    setup_logging(log_format.value, log_level.value)
+    overrides: dict[str, object] = {
+        "host": host,
+        "port": port,
+        "database": db,
+        "counters": counters,
+    }
     if upstream:
         overrides["upstreams"] = (
             Upstream(
@@ -154,7 +206,24 @@ def serve(
     check_settings(settings)
 
     def ready(url: str) -> None:
-        render.info(f"agentctl gateway listening on {url} (database {settings.database})")
+        say(f"agentctl gateway listening on {url} (database {safe_url(settings.database)})")
 
+    def say(message: str) -> None:
+        if log_format is LogFormat.json:
+            logging.getLogger("agentctl.gateway").info(message)
+        else:
+            render.info(message)
+
+    if workers != 1:
+        from agentctl.gateway.workers import run_workers
+
+        def all_ready(url: str) -> None:
+            say(
+                f"agentctl gateway listening on {url} with {workers} workers "
+                f"(database {safe_url(settings.database)}, "
+                f"counters {safe_url(settings.counters)})"
+            )
+
+        raise typer.Exit(run_workers(settings, workers, on_ready=all_ready))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(settings, on_ready=ready))

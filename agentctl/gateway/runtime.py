@@ -2,7 +2,10 @@
 
 Built by `create_app`; the pipeline receives it through the app key. Nothing here
 does per-request I/O; the store is only touched by the recorder thread and by the
-change poller (one cheap version query per interval).
+change poller (one cheap version query per interval, or sooner when the Redis change
+feed announces a change: `gateway.changes`). Shared counters are wrapped by
+`counters.failover` (`counters.on_failure`); the watcher owns the feed and closes the
+counters when the app shuts down.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from aiohttp import web
 
 from agentctl.config import Settings
 from agentctl.counters import open_counters
+from agentctl.counters.failover import FailoverCounters, guard
 from agentctl.gateway.call import Call
+from agentctl.gateway.changes import ChangeFeed
 from agentctl.gateway.directory import Directory
 from agentctl.gateway.governance import Governance
 from agentctl.gateway.routing import Router
@@ -44,9 +49,16 @@ class Gateway:
             purposes=frozenset(settings.identity.purposes),
             gateway_key=settings.gateway_key,
         )
-        self.governance = Governance(
-            settings, store, self.directory, open_counters(settings.counters), self.pricer
+        options = settings.counters_options
+        self.counters = guard(
+            open_counters(
+                settings.counters, prefix=options.prefix, timeout=options.timeout_ms / 1000
+            ),
+            on_failure=options.on_failure,
         )
+        self.governance = Governance(settings, store, self.directory, self.counters, self.pricer)
+        if isinstance(self.counters, FailoverCounters):
+            self.counters.reseed = self.governance.seed
         self.session: aiohttp.ClientSession | None = None
         self.secrets: dict[str, str | None] = {
             u.name: settings.upstream_secret(u) for u in settings.upstreams
@@ -94,12 +106,25 @@ class Gateway:
 
     async def watch(self) -> None:
         interval = self.settings.policy_poll_ms / 1000
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.refresh()
-            except Exception as exc:  # store briefly unavailable: keep serving from cache
-                log.warning("could not poll the store for changes: %s", exc)
+        feed = ChangeFeed.for_settings(self.settings)
+        if feed is not None:
+            feed.start()
+        try:
+            while True:
+                if feed is None:
+                    await asyncio.sleep(interval)
+                else:
+                    await feed.wait(interval)
+                try:
+                    await self.refresh()
+                except Exception as exc:  # store briefly unavailable: keep serving from cache
+                    log.warning("could not poll the store for changes: %s", exc)
+                if isinstance(self.counters, FailoverCounters):
+                    await self.counters.maintain()
+        finally:
+            if feed is not None:
+                await feed.close()
+            await self.counters.close()
 
     def warn_unpriced(self, model: str, provider: str) -> None:
         key = f"{provider}/{model}"

@@ -1,8 +1,8 @@
 """Backends the Counters contract suite runs against.
 
-Add a backend by adding a param and a branch that yields a fresh, empty instance
-(for Redis: a unique key prefix, deleted afterwards; skip with a reason when the
-server is absent, except under CI=true).
+Each param yields a fresh, empty instance: `memory` in-process; `redis` against the
+real server of tests/backends.py under a unique key prefix, deleted afterwards
+(skipped with the reason when the server is absent, a failure under CI=true).
 """
 
 from __future__ import annotations
@@ -12,14 +12,25 @@ from collections.abc import AsyncIterator
 import pytest
 
 from agentctl.counters import Counters, open_counters
+from tests.backends import redis_prefix
 
-BACKENDS = ["memory"]
+BACKENDS = ["memory", "redis"]
 
 
 @pytest.fixture(params=BACKENDS)
 async def counters(request: pytest.FixtureRequest) -> AsyncIterator[Counters]:
-    backend = open_counters(f"{request.param}://")
+    if request.param == "memory":
+        backend = open_counters("memory://")
+        try:
+            yield backend
+        finally:
+            await backend.close()
+        return
+    gen = redis_prefix()
+    url, prefix = next(gen)
+    backend = open_counters(url, prefix=prefix)
     try:
         yield backend
     finally:
         await backend.close()
+        next(gen, None)

@@ -218,3 +218,27 @@ async def test_exhausted_window_refuses_even_a_zero_amount(counters: Counters) -
     ]
     zero = WindowSpec("w|agent|z|day|UTC|x", Limits(pico=0), T0 + 60)
     assert not (await counters.reserve("r3", [zero], Amounts(1, 1, 0), now=T0, ttl=60)).ok
+
+
+# -- exactness and odd keys --------------------------------------------------------------
+
+
+async def test_amounts_beyond_double_precision_stay_exact(counters: Counters) -> None:
+    """$10,000 a month is 1e16 pico-dollars, past 2**53: one pico over must still refuse."""
+    limit = 10**16 + 1
+    big = WindowSpec("w|agent|big|month|UTC|2023-11", Limits(pico=limit), expires_at=T0 + 86_400)
+    assert (await counters.reserve("r1", [big], Amounts(pico=10**16), now=T0, ttl=60)).ok
+    refused = await counters.reserve("r2", [big], Amounts(pico=2), now=T0, ttl=60)
+    assert not refused.ok and refused.exceeded[0].used == 10**16
+    assert (await counters.reserve("r3", [big], Amounts(pico=1), now=T0, ttl=60)).ok
+    settled = await counters.settle("r1", Amounts(pico=10**16 - 7), now=T0)
+    assert settled is not None and settled.settled[big.key].pico == 10**16 - 7
+    usage = (await counters.usage([big.key], now=T0))[big.key]
+    assert usage.used.pico == 10**16 - 6 and usage.settled.pico == 10**16 - 7
+
+
+async def test_keys_with_odd_characters_round_trip(counters: Counters) -> None:
+    odd = WindowSpec('w|agent|bot "ß" \\ 日本|day|Europe/Berlin|x', Limits(requests=5), T0 + 600)
+    await counters.reserve("r1", [odd], Amounts(1, 2, 3), now=T0, ttl=60)
+    settled = await counters.settle("r1", Amounts(1, 1, 1), now=T0)
+    assert settled is not None and settled.settled == {odd.key: Amounts(1, 1, 1)}

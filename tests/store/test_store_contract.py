@@ -60,7 +60,9 @@ def test_status_changes_bump_version_and_are_events(store: Store) -> None:
 
 
 def test_append_is_idempotent_and_chained(store: Store) -> None:
-    rows = [{"request_id": f"r{i}", "ts_us": 1000 + i, "agent": "a", "cost_pico": i} for i in range(5)]
+    rows = [
+        {"request_id": f"r{i}", "ts_us": 1000 + i, "agent": "a", "cost_pico": i} for i in range(5)
+    ]
     assert store.append_records(rows) == 5
     assert store.append_records(rows[2:] + [{"request_id": "r9", "ts_us": 2000}]) == 1
     recs = store.records_after(0, limit=100, kinds=None)
