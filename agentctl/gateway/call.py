@@ -37,6 +37,7 @@ class Call:
     policy_version: str = ""
     attempts: list[dict[str, Any]] = field(default_factory=list)
     forwarded: bool = False  # reached the upstream (a begin line was journaled)
+    recorded: bool = False  # the audit record has been journaled
     admission: Any = None
     extra_headers: dict[str, str] = field(default_factory=dict)
 

@@ -41,6 +41,7 @@ class StreamMeter:
         "_splitter",
         "content_events",
         "error",
+        "terminal",
         "usage",
     )
 
@@ -53,6 +54,9 @@ class StreamMeter:
         self.usage: Usage | None = None
         self.content_events = 0
         self.error: str | None = None
+        # The stream's last event has been seen ([DONE], a terminal Responses event,
+        # Anthropic message_stop): usage is final before that event reaches the client.
+        self.terminal = False
 
     def feed(self, chunk: bytes) -> bytes:
         """Bytes to forward to the client for this network chunk."""
@@ -75,7 +79,9 @@ class StreamMeter:
     def _inspect(self, raw: bytes) -> bool:
         """Meter one event; return False to drop it from the client stream."""
         if self._anthropic:
-            if b"message_start" in raw or b"message_delta" in raw:
+            if b"message_stop" in raw:
+                self.terminal = True
+            elif b"message_start" in raw or b"message_delta" in raw:
                 self._anthropic_usage(raw)
             elif b"content_block_delta" in raw:
                 self.content_events += 1
@@ -83,7 +89,9 @@ class StreamMeter:
                 self.error = "upstream error event"
             return True
         if b'"usage"' not in raw or _NULL_USAGE.search(raw):
-            if b"[DONE]" not in raw and b"data" in raw:
+            if b"[DONE]" in raw:
+                self.terminal = True
+            elif b"data" in raw:
                 self.content_events += 1
                 if b'"error"' in raw and raw.lstrip().startswith(b'data: {"error"'):
                     self.error = "upstream error event"
@@ -93,6 +101,7 @@ class StreamMeter:
             return True
         if self._api == RESPONSES:
             if any(t in raw for t in _TERMINAL):
+                self.terminal = True
                 response = data.get("response")
                 if isinstance(response, dict):
                     self.usage = from_responses(response.get("usage")) or self.usage

@@ -53,18 +53,19 @@ async def handle(request: web.Request, endpoint: str) -> web.StreamResponse:
             refused = isinstance(err, Refusal) or err.status < 500
             call.refuse(err.status, err.code, err.message, refused=refused)
             response = error_response(err, gw.own_headers(call))
-        # Complete the response before settling, so budget and audit work never delays
-        # the client (streams are already complete here).
+        # Journal the record, then complete the response: a client holding the whole
+        # answer always finds its request in the audit, even after a SIGKILL.
+        record(gw, call, request)
         if not response.prepared:
             try:
                 await response.prepare(request)
                 await response.write_eof()
             except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-                if call.outcome == "served":
-                    call.outcome = "disconnected"
+                pass
         return response
     finally:
         gw.inflight -= 1
+        record(gw, call, request)  # no-op unless an exception or cancellation got here
         await asyncio.shield(settle(gw, call))
 
 
@@ -110,6 +111,7 @@ async def proxy(gw: Gateway, request: web.Request, call: Call, endpoint: str) ->
         hide_usage_chunk=hide_usage_chunk,
         max_response_bytes=gw.limits.max_response_bytes,
         own_headers=gw.own_headers(call),
+        on_final=lambda: record(gw, call, request),
     )
 
 
@@ -129,25 +131,40 @@ async def decide(gw: Gateway, call: Call, route: Route) -> None:
     await gw.governance.admit(call, route)
 
 
-async def settle(gw: Gateway, call: Call) -> None:
-    """Steps 7-8: exact cost from the metered usage, then exactly one audit record."""
+def record(gw: Gateway, call: Call, request: web.Request) -> None:
+    """Steps 7-8, part one: exact cost from the metered usage, then exactly one audit
+    record, journaled before the response completes. Idempotent."""
+    if call.recorded:
+        return
+    call.recorded = True
     call.finished = time.perf_counter()
-    if call.status == 0 and call.outcome == "served":
-        call.outcome = "disconnected"  # cancelled before the upstream answered
+    if call.outcome == "served" and (call.status == 0 or _client_gone(request)):
+        call.outcome = "disconnected"  # the client left before the answer was complete
     usage = call.usage
     if usage is not None and usage.total_tokens:
-        cost = gw.pricer.cost(usage, call.upstream_model or call.facts.model, call.provider)  # type: ignore[union-attr]
+        model = call.upstream_model or (call.facts.model if call.facts else "")
+        cost = gw.pricer.cost(usage, model, call.provider)
         call.cost_pico = cost.pico
         if not cost.priced:
-            gw.warn_unpriced(call.upstream_model, call.provider)
+            gw.warn_unpriced(model, call.provider)
     else:
         call.cost_pico = 0
-    await gw.governance.settle(call)
     try:
         gw.recorder.record(call.row())
     except Exception:  # the journal is the last line of defence; never lose the request
         log.exception("failed to journal audit record %s", call.request_id)
+
+
+async def settle(gw: Gateway, call: Call) -> None:
+    """Steps 7-8, part two, after the response: settle the reservation (breakers, trust)
+    and the telemetry. Never delays the client."""
+    await gw.governance.settle(call)
     gw.metrics.observe(call)
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _retry_count(request: web.Request) -> int:

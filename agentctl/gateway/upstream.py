@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -30,7 +31,7 @@ from agentctl.gateway.call import Call
 from agentctl.gateway.metering import StreamMeter, estimate
 from agentctl.gateway.routing import Route
 from agentctl.tracing import inject_context
-from agentctl.usage import from_body
+from agentctl.usage import Usage, from_body
 
 HOP_BY_HOP = frozenset(
     {
@@ -143,7 +144,9 @@ async def forward(
     hide_usage_chunk: bool,
     max_response_bytes: int,
     own_headers: dict[str, str],
+    on_final: Callable[[], None],
 ) -> web.StreamResponse:
+    """`on_final` journals the audit record; streams call it before the last event."""
     timeouts = route.upstream.timeouts
     client_timeout = aiohttp.ClientTimeout(
         total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.idle
@@ -180,7 +183,7 @@ async def forward(
         ctype = upstream.headers.get("Content-Type", "")
         if upstream.status == 200 and ctype.startswith("text/event-stream"):
             return await _relay_stream(
-                request, call, upstream, facts, hide_usage_chunk, own_headers
+                request, call, upstream, facts, hide_usage_chunk, own_headers, on_final
             )
         return await _relay_body(call, upstream, facts, max_response_bytes, own_headers)
     finally:
@@ -260,6 +263,7 @@ async def _relay_stream(
     facts: RequestFacts,
     hide_usage_chunk: bool,
     own_headers: dict[str, str],
+    on_final: Callable[[], None],
 ) -> web.StreamResponse:
     headers = response_headers(upstream.headers)
     headers.update(own_headers)
@@ -267,12 +271,20 @@ async def _relay_stream(
     meter = StreamMeter(facts.endpoint, hide_usage_chunk=hide_usage_chunk)
     try:
         await out.prepare(request)
+        final = False
         async for chunk in upstream.content.iter_any():
             data = meter.feed(chunk)
+            if meter.terminal and not final:
+                final = True
+                call.usage = _metered(meter, facts, call)
+                on_final()  # journaled before the client has the last event
             if data:
                 call.mark_first_byte()
                 await out.write(data)
         tail = meter.finish()
+        if not final:
+            call.usage = _metered(meter, facts, call)
+            on_final()
         if tail:
             await out.write(tail)
         await out.write_eof()
@@ -294,10 +306,17 @@ async def _relay_stream(
         call.message = f"upstream failed mid-stream ({type(exc).__name__})"
         await _try_write(out, _sse_error(call.message, "upstream_reset"))
     finally:
-        call.usage = meter.usage or estimate(facts.input_tokens_estimate, meter.content_events)
-        if meter.usage is None and call.message is None:
-            call.message = "stream carried no usage; estimated"
+        if call.usage is None:
+            call.usage = _metered(meter, facts, call)
     return out
+
+
+def _metered(meter: StreamMeter, facts: RequestFacts, call: Call) -> Usage:
+    if meter.usage is not None:
+        return meter.usage
+    if call.message is None:
+        call.message = "stream carried no usage; estimated"
+    return estimate(facts.input_tokens_estimate, meter.content_events)
 
 
 async def _try_write(out: web.StreamResponse, data: bytes) -> None:
