@@ -1,0 +1,29 @@
+"""What a detector hands the engine: a `Signal` with its class of evidence.
+
+Levels decide the action (the engine maps them, see `actions.py`):
+`weak` alerts; `statistical` throttles, or only alerts during learning mode;
+`loop` throttles even in learning mode; `hard` disables; `medium` (creep left
+unacknowledged for a week) demotes trusted agents. Detectors never act on their own:
+they only say what they saw, with the number and the threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+WEAK = "weak"
+STATISTICAL = "statistical"
+LOOP = "loop"
+HARD = "hard"
+MEDIUM = "medium"  # cost creep left unacknowledged: medium event, trusted -> standard
+
+
+@dataclass(slots=True)
+class Signal:
+    detector: str
+    level: str
+    value: float
+    threshold: float
+    since: float  # when the condition began; persistence is measured from here
+    evidence: dict[str, Any] = field(default_factory=dict)
