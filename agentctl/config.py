@@ -141,6 +141,27 @@ class TracingSettings(_Model):
     service_name: str = "agentctl"
 
 
+class TrustSettings(_Model):
+    """Behavioural trust (docs/decisions-trust.md). `params` overrides any TrustConfig
+    field, e.g. `{default_base_rps: 20, loop_count: 20}`; unknown names are refused."""
+
+    enabled: bool = True
+    params: dict[str, float] = {}
+
+    @field_validator("params")
+    @classmethod
+    def _known(cls, v: dict[str, float]) -> dict[str, float]:
+        from dataclasses import fields
+
+        from agentctl.trust.config import TrustConfig
+
+        names = {f.name for f in fields(TrustConfig)} - {"tier_multipliers"}
+        unknown = sorted(set(v) - names)
+        if unknown:
+            raise ValueError(f"unknown trust parameter(s) {unknown}; known: {sorted(names)}")
+        return v
+
+
 class FileConfig(_Model):
     """The shape of agentctl.yaml."""
 
@@ -157,6 +178,7 @@ class FileConfig(_Model):
     audit: Audit = Audit()
     metrics: MetricsSettings = MetricsSettings()
     tracing: TracingSettings = TracingSettings()
+    trust: TrustSettings = TrustSettings()
     policy_poll_ms: int = 250
 
     _check_keys = field_validator("gateway_key", "admin_token", mode="before")(_secret)
@@ -180,6 +202,7 @@ class Settings(_Model):
     audit: Audit = Audit()
     metrics: MetricsSettings = MetricsSettings()
     tracing: TracingSettings = TracingSettings()
+    trust: TrustSettings = TrustSettings()
     policy_poll_ms: int = 250
 
     @property

@@ -177,20 +177,28 @@ def _gateway_ctx(
         recorder.start()
         gateway = Gateway(settings, db, recorder)
         await gateway.governance.start()
+        await gateway.trust.start(gateway.directory.registry)
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
         gateway.session = aiohttp.ClientSession(
             connector=connector, auto_decompress=True, trust_env=False
         )
         gateway.governance.session = gateway.session
+        gateway.trust.session = gateway.session
         app[GATEWAY] = gateway
-        watcher = asyncio.create_task(gateway.watch())
+        background = [
+            asyncio.create_task(gateway.watch()),
+            asyncio.create_task(gateway.trust.run()),
+        ]
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await gateway.governance.drain()
+            await gateway.trust.drain()
             await gateway.session.close()
             await asyncio.to_thread(recorder.close)
             if gateway.tracer is not None:

@@ -19,6 +19,7 @@ class Call:
     started: float  # perf_counter
     path: str
     client: str
+    source: str = ""  # coarse client fingerprint for trust: address /24 + user-agent family
     identity: Identity | None = None
     facts: RequestFacts | None = None
     upstream: str = ""

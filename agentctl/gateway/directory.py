@@ -18,6 +18,7 @@ Rules (DESIGN.md section 3, docs/decisions.md "Identity"):
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Callable
 
 from multidict import CIMultiDictProxy
@@ -26,6 +27,14 @@ from agentctl.errors import GatewayError
 from agentctl.identity import HEADER, Identity, IdentityError, parse_identity
 from agentctl.store.models import Agent
 from agentctl.store.sql import Registry, hash_secret, split_token
+
+
+class ClaimRefused(GatewayError):
+    """A registered name claimed without its credential (never counts against it)."""
+
+    def __init__(self, status: int, code: str, message: str, claimed: str) -> None:
+        super().__init__(status, code, message, param=HEADER)
+        self.claimed = claimed
 
 
 class IdentityMismatch(GatewayError):
@@ -147,12 +156,12 @@ class Directory:
             raise GatewayError(err.status, err.code, str(err), param=HEADER) from None
         agent = self.registry.agents.get(declared.name)
         if self.mode == "verify" and agent is not None and agent.registered:
-            raise GatewayError(
+            raise ClaimRefused(
                 401,
                 "agent_token_required",
                 f"agent {declared.name!r} is registered: present its agent token as "
                 "'Authorization: Bearer agk_...'",
-                param=HEADER,
+                declared.name,
             )
         return declared
 
@@ -164,7 +173,12 @@ class Directory:
         cred = self.registry.credentials.get(key_id)
         expected = cred.secret_hash if cred is not None else "0" * 64
         ok = hmac.compare_digest(hash_secret(token_secret).encode(), expected.encode())
-        if cred is None or not ok:
+        expired = (
+            cred is not None
+            and cred.expires_at_us is not None
+            and cred.expires_at_us <= time.time_ns() // 1000
+        )
+        if cred is None or not ok or expired:
             raise GatewayError(
                 401,
                 "invalid_agent_token",

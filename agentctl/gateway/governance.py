@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -59,6 +60,7 @@ class Governance:
         self.pricer = pricer
         self.governor = Governor(empty_policy(), counters)
         self.session: aiohttp.ClientSession | None = None
+        self.on_trip: Callable[[BreakerTrip, str], None] | None = None  # trust hears of it
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -99,7 +101,7 @@ class Governance:
         log.info("policy %s is now in force", version[:12])
         return True
 
-    async def admit(self, call: Call, route: Route) -> None:
+    async def admit(self, call: Call, route: Route, *, rate_multiplier: float = 1.0) -> None:
         assert call.identity is not None and call.facts is not None
         prices = self.pricer.unit_prices_pico(route.model, route.upstream.provider)
         if prices is None:
@@ -118,6 +120,7 @@ class Governance:
             price_in_pico_per_token=prices[0],
             price_out_pico_per_token=prices[1],
             upstream_model=route.model,
+            rate_multiplier=rate_multiplier,
         )
         call.admission = admission
         call.reserved_pico = admission.estimate.pico
@@ -143,6 +146,8 @@ class Governance:
             return
         for trip in trips:
             self._latch(trip, call.request_id)
+            if self.on_trip is not None:
+                self.on_trip(trip, call.request_id)
 
     def _latch(self, trip: BreakerTrip, request_id: str) -> None:
         log.warning("%s (request %s)", trip.message, request_id)

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from agentctl.errors import GatewayError, Refusal
 from agentctl.gateway.call import Call
-from agentctl.gateway.directory import IdentityMismatch
+from agentctl.gateway.directory import ClaimRefused, IdentityMismatch
 from agentctl.gateway.keys import GATEWAY
 from agentctl.gateway.reading import extract_facts, parse_body, read_body
 from agentctl.gateway.routing import Route
@@ -50,6 +50,9 @@ async def handle(request: web.Request, endpoint: str) -> web.StreamResponse:
         except GatewayError as err:
             if isinstance(err, IdentityMismatch):
                 call.identity = err.token_agent  # charged to the token's own agent
+                gw.trust.mismatch(err.token_agent, err.claimed, call)
+            elif isinstance(err, ClaimRefused):
+                gw.trust.failed_claim(err.claimed, call, err.code)
             refused = isinstance(err, Refusal) or err.status < 500
             call.refuse(err.status, err.code, err.message, refused=refused)
             response = error_response(err, gw.own_headers(call))
@@ -128,7 +131,9 @@ async def decide(gw: Gateway, call: Call, route: Route) -> None:
             f"`agentctl agents enable {agent.name} --reason ...`",
             should_retry=False,
         )
-    await gw.governance.admit(call, route)
+    gate = gw.trust.before(call, call.facts)  # type: ignore[arg-type]
+    multiplier = gate.rate_multiplier if gate is not None else 1.0
+    await gw.governance.admit(call, route, rate_multiplier=multiplier)
 
 
 def record(gw: Gateway, call: Call, request: web.Request) -> None:
@@ -159,6 +164,7 @@ async def settle(gw: Gateway, call: Call) -> None:
     """Steps 7-8, part two, after the response: settle the reservation (breakers, trust)
     and the telemetry. Never delays the client."""
     await gw.governance.settle(call)
+    gw.trust.after(call)
     gw.metrics.observe(call)
 
 

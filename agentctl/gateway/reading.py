@@ -16,6 +16,7 @@ from aiohttp import web
 
 from agentctl.errors import GatewayError
 from agentctl.facts import COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES, RequestFacts
+from agentctl.trust.prompt import prompt_hash
 
 _OUTPUT_FIELDS = {
     RESPONSES: ("max_output_tokens",),
@@ -119,5 +120,6 @@ def extract_facts(
         # of JSON-escaped English text often enough to matter; settle corrects it.
         input_tokens_estimate=math.ceil(raw_size / 3),
         body_bytes=raw_size,
+        prompt_hash=prompt_hash(endpoint, body),
         retry_count=retry_count,
     )

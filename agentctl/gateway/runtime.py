@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+import socket
 import time
 
 import aiohttp
@@ -26,7 +28,9 @@ from agentctl.gateway.changes import ChangeFeed
 from agentctl.gateway.directory import Directory
 from agentctl.gateway.governance import Governance
 from agentctl.gateway.routing import Router
-from agentctl.metrics import Metrics
+from agentctl.gateway.trustkeeper import TrustKeeper
+from agentctl.identity import Identity
+from agentctl.metrics import Metrics, TierReading
 from agentctl.pricing import Pricer
 from agentctl.store.recorder import Recorder
 from agentctl.store.sql import Store
@@ -66,6 +70,13 @@ class Gateway:
         self.state_version = store.state_version()
         self.unpriced_seen: set[str] = set()
         self.inflight = 0
+        self.trust = TrustKeeper(
+            settings.trust, store, self.directory, recorder, instance=_instance_id()
+        )
+        self.trust.webhook_for = self._webhook_for
+        self.governance.on_trip = lambda trip, rid: self.trust.breaker(
+            trip.agent, trip.rule_id, trip.spent_pico, trip.threshold_pico, rid
+        )
         self.tracer = Tracer.configure(settings.tracing)  # None unless tracing.enabled
         self.metrics = Metrics(
             settings.metrics,
@@ -73,10 +84,23 @@ class Gateway:
             queue_depth=lambda: self.recorder.pending,
             observers=[self.tracer.annotate] if self.tracer else [],
         )
+        self.metrics.tiers = self
+
+    def tier_readings(self) -> list[TierReading]:
+        engine = self.trust.engine
+        return [TierReading(name, engine.tier(name)) for name in engine.agents()]
+
+    def _webhook_for(self, agent: str) -> str | None:
+        known = self.directory.agent(agent)
+        identity = Identity(agent, known.owner if known else "", known.purpose if known else "")
+        alerts = self.governance.governor.effective(identity).rules.alerts
+        return alerts.webhook if alerts is not None else None
 
     def new_call(self, request: web.Request) -> Call:
         peer = request.remote or ""
+        agent = request.headers.get("User-Agent", "")
         return Call(
+            source=f"{_network(peer)}|{agent.split(' ', 1)[0][:40]}",
             request_id="req_" + secrets.token_hex(12),
             ts_us=time.time_ns() // 1000,
             started=time.perf_counter(),
@@ -99,7 +123,10 @@ class Gateway:
         if version == self.state_version:
             return False
         registry = await asyncio.to_thread(self.store.registry)
+        previous = self.directory.registry
         self.directory.replace(registry)
+        self.trust.sync_agents(registry, previous)
+        await self.trust.apply_overrides()
         await self.governance.reload()
         self.state_version = version
         return True
@@ -149,3 +176,14 @@ class Gateway:
                 "reason": "no price in genai-prices or pricing.overrides",
             }
         )
+
+
+def _network(address: str) -> str:
+    """The /24 (IPv4) or /48 (IPv6) of a client address: a coarse, stable fingerprint."""
+    if ":" in address:
+        return ":".join(address.split(":")[:3])
+    return address.rsplit(".", 1)[0]
+
+
+def _instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"

@@ -52,13 +52,31 @@ def m003_audit_anchors_and_rollups(conn: Connection) -> None:
     rows = conn.execute(
         sa.select(c.id, c.ts_us, c.prev_hash, c.hash, c.chain).order_by(c.id)
     ).mappings()
-    anchors = chain.build_anchors(list(rows))
+    anchors = chain.build_anchors(list(rows))  # type: ignore[arg-type]
     if anchors:
         conn.execute(chain.ANCHORS.insert(), anchors)
-    rollups.rebuild(conn, audit)
+    rollups.rebuild(conn, audit, (rollups.HOURLY,))  # the grain that existed then
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_report_indexes, m003_audit_anchors_and_rollups]
+def m004_daily_rollup(conn: Connection) -> None:
+    """Daily report rollup (reports not cut by the hour read ~24x fewer rows)."""
+    rollups.ROLLUP_DAILY.create(conn, checkfirst=True)
+    rollups.rebuild(conn, models.AuditRecord.__table__, (rollups.DAILY,))  # type: ignore[attr-defined]
+
+
+def m005_trust(conn: Connection) -> None:
+    """Trust engine snapshots and operator overrides (pin, unpin, rebaseline)."""
+    models.TrustSnapshot.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+    models.TrustOverride.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+
+
+MIGRATIONS: list[Migration] = [
+    m001_initial,
+    m002_report_indexes,
+    m003_audit_anchors_and_rollups,
+    m004_daily_rollup,
+    m005_trust,
+]
 
 _TABLE = sa.Table(
     "_agentctl_migrations",

@@ -121,3 +121,28 @@ class AuditRecord(SQLModel, table=True):
     chain: str = "main"
     prev_hash: str = ""
     hash: str = ""
+
+
+class TrustSnapshot(SQLModel, table=True):
+    """The trust engine's state, saved by each gateway instance every few seconds."""
+
+    __tablename__ = "trust_snapshots"
+
+    instance: str = Field(primary_key=True)
+    updated_at_us: int = Field(sa_type=BigInteger)
+    state: str  # JSON from TrustEngine.snapshot()
+
+
+class TrustOverride(SQLModel, table=True):
+    """Operator pins, unpins and rebaselines, applied by every gateway in id order."""
+
+    __tablename__ = "trust_overrides"
+
+    id: int | None = Field(default=None, primary_key=True)
+    agent: str = Field(index=True)
+    action: str  # pin | unpin | rebaseline
+    tier: str | None = None
+    ttl_s: float | None = None
+    reason: str | None = None
+    actor: str
+    created_at_us: int = Field(sa_type=BigInteger)

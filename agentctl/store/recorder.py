@@ -15,6 +15,11 @@ Durability contract (docs/decisions.md, "Audit durability"):
   records with their reserved estimate. Inserts are idempotent by request id.
 - Segments rotate by size; a closed segment is deleted once every request that began
   in it has ended and every row written to it has been committed.
+- A row the store refuses for good (not a lock or a lost connection: those are
+  retried) must not block the rows behind it: a failing batch is retried row by row
+  and a row that still fails is set aside in `rejected.jsonl` beside the journal,
+  with an error in the log. The writer and the replay at start both do this, so one
+  odd row can neither stall auditing nor stop the gateway from starting.
 """
 
 from __future__ import annotations
@@ -30,12 +35,55 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
+
 from agentctl.store.sql import Store
 
 log = logging.getLogger("agentctl.recorder")
 
 SEGMENT_BYTES = 8 * 1024 * 1024
+REJECTED = "rejected.jsonl"
 _STOP = object()
+
+
+def transient(exc: Exception) -> bool:
+    """Worth retrying: the store is locked, restarting or unreachable. Anything else is
+    the row's fault and is isolated (see the module docstring)."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, sa_exc.OperationalError | sa_exc.TimeoutError | OSError)
+
+
+def append_isolating(
+    store: Store, rows: list[dict[str, Any]], reject: Callable[[dict[str, Any], Exception], None]
+) -> int:
+    """`store.append_records(rows)`; on a non-transient failure, row by row."""
+    try:
+        return store.append_records(rows)
+    except Exception as exc:
+        if transient(exc):
+            raise
+        if len(rows) == 1:
+            reject(rows[0], exc)
+            return 0
+        return sum(append_isolating(store, [row], reject) for row in rows)
+
+
+def rejecter(directory: Path | None) -> Callable[[dict[str, Any], Exception], None]:
+    def reject(row: dict[str, Any], exc: Exception) -> None:
+        line = json.dumps({"error": repr(exc)[:500], "row": row}, default=str)
+        log.error(
+            "audit record %s refused by the store (%s); kept in %s",
+            row.get("request_id"),
+            exc,
+            directory / REJECTED if directory else "this log line: " + line,
+        )
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with open(directory / REJECTED, "a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+
+    return reject
 
 
 class _Segment:
@@ -73,7 +121,9 @@ class Journal:
 
     def _write(self, line: bytes) -> _Segment:
         seg = self._current
-        os.write(seg.fd, line)
+        view = memoryview(line)
+        while view:  # a regular file takes it all in one call, barring a signal or ENOSPC
+            view = view[os.write(seg.fd, view) :]
         if self._fsync:
             os.fsync(seg.fd)
         seg.size += len(line)
@@ -149,10 +199,10 @@ def replay(store: Store, directory: Path) -> tuple[int, int]:
                         entry = json.loads(raw)
                     except ValueError:
                         continue  # a torn last line from the crash
+                    if not isinstance(entry, dict) or not entry.get("request_id"):
+                        continue
                     kind = entry.pop("t", None)
-                    rid = entry.get("request_id")
-                    if isinstance(entry, dict) and rid:
-                        (ends if kind == "e" else begins)[rid] = entry
+                    (ends if kind == "e" else begins)[entry["request_id"]] = entry
         rows = list(ends.values())
         interrupted = 0
         for rid, begin in begins.items():
@@ -161,7 +211,7 @@ def replay(store: Store, directory: Path) -> tuple[int, int]:
                 begin.setdefault("message", "gateway stopped before the request finished")
                 rows.append(begin)
                 interrupted += 1
-        recovered = store.append_records(rows) if rows else 0
+        recovered = append_isolating(store, rows, rejecter(directory)) if rows else 0
         for _, path in claimed:
             path.unlink(missing_ok=True)
         return recovered, interrupted
@@ -257,9 +307,10 @@ class Recorder:
     def _commit(self, batch: list[tuple[dict[str, Any], Any]], *, final: bool) -> None:
         rows = [row for row, _ in batch]
         delay = 0.05
+        reject = rejecter(self.journal.directory if self.journal is not None else None)
         while True:
             try:
-                self.store.append_records(rows)
+                append_isolating(self.store, rows, reject)
                 break
             except Exception as exc:  # the store is locked or unreachable: keep trying
                 self.failures += 1

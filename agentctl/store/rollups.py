@@ -1,26 +1,28 @@
-"""Exact hourly rollups of request records, so reports cost the same at any table size.
+"""Exact rollups of request records, so reports cost the same at any table size.
 
-`audit_rollup` has one row per (UTC hour, agent, owner, purpose, model, outcome,
-rule id) with integer sums. The appender updates it in the transaction that inserts
-the records, under the chain-head lock, so a report read from the rollup reconciles
-exactly with the records; `prune` subtracts what it deletes; `rebuild` recomputes it
-from the records (migration, synthetic data, repair).
+`audit_rollup` has one row per (UTC hour, agent, owner, purpose, model, outcome, rule
+id) with integer sums; `audit_rollup_daily` the same per UTC day (about 24 times fewer
+rows, for reports that are not cut by the hour). The appender updates both in the
+transaction that inserts the records, under the chain-head lock, so a report read
+from them reconciles exactly with the records; `prune` subtracts what it deletes;
+`rebuild` recomputes them from the records (migration, synthetic data, repair).
 
-Hours are whole UTC hours (`ts_us // HOUR_US`). Reports in any time zone use them for
-every hour that lies inside one of their buckets and read the records themselves
-only for the partial hours at the edges (a `--since` that is not on the hour, or a
-zone whose offset is not a whole number of hours); see `agentctl.reports`.
+Reports in any time zone read whole UTC days and hours from here and the records
+themselves only for the partial hours at the edges (a `--since` that is not on the
+hour, or a zone whose offset is not a whole number of hours); see `agentctl.reports`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 HOUR_US = 3_600_000_000
+DAY_US = 24 * HOUR_US
 KEYS = ("agent", "owner", "purpose", "model", "outcome", "rule_id")
 SUMS = (
     "requests",
@@ -34,18 +36,37 @@ SUMS = (
 )
 
 rollup_metadata = sa.MetaData()
-ROLLUP = sa.Table(
-    "audit_rollup",
-    rollup_metadata,
-    sa.Column("hour", sa.BigInteger, primary_key=True),
-    *(sa.Column(k, sa.String(), primary_key=True) for k in KEYS),
-    *(sa.Column(s, sa.BigInteger, nullable=False) for s in SUMS),
-)
 
 
-def row_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+def _table(name: str, unit: str) -> sa.Table:
+    return sa.Table(
+        name,
+        rollup_metadata,
+        sa.Column(unit, sa.BigInteger, primary_key=True),
+        *(sa.Column(k, sa.String(), primary_key=True) for k in KEYS),
+        *(sa.Column(s, sa.BigInteger, nullable=False) for s in SUMS),
+    )
+
+
+@dataclass(frozen=True)
+class Grain:
+    """One rollup table: `unit` is its time column (whole UTC hours or days since epoch)."""
+
+    table: sa.Table
+    unit: str
+    span_us: int
+
+
+ROLLUP = _table("audit_rollup", "hour")
+ROLLUP_DAILY = _table("audit_rollup_daily", "day")
+HOURLY = Grain(ROLLUP, "hour", HOUR_US)
+DAILY = Grain(ROLLUP_DAILY, "day", DAY_US)
+GRAINS = (HOURLY, DAILY)
+
+
+def row_key(row: Mapping[str, Any], span_us: int = HOUR_US) -> tuple[Any, ...]:
     return (
-        int(row["ts_us"]) // HOUR_US,
+        int(row["ts_us"]) // span_us,
         row.get("agent") or "",
         row.get("owner") or "",
         row.get("purpose") or "",
@@ -70,39 +91,41 @@ def row_sums(row: Mapping[str, Any]) -> tuple[int, ...]:
 
 
 def add(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Fold newly appended rows into the rollup (request rows only)."""
-    totals: dict[tuple[Any, ...], list[int]] = {}
-    for row in rows:
-        if row.get("kind", "request") != "request":
-            continue
-        sums = row_sums(row)
-        acc = totals.get(key := row_key(row))
-        if acc is None:
-            totals[key] = list(sums)
-        else:
-            for i, v in enumerate(sums):
-                acc[i] += v
-    if totals:
-        _apply(conn, totals, sign=1)
+    """Fold newly appended rows into every rollup (request rows only)."""
+    requests = [r for r in rows if r.get("kind", "request") == "request"]
+    if not requests:
+        return
+    for grain in GRAINS:
+        totals: dict[tuple[Any, ...], list[int]] = {}
+        for row in requests:
+            sums = row_sums(row)
+            acc = totals.get(key := row_key(row, grain.span_us))
+            if acc is None:
+                totals[key] = list(sums)
+            else:
+                for i, v in enumerate(sums):
+                    acc[i] += v
+        _apply(conn, grain, totals, sign=1)
+
+
+def _grouped(audit: sa.Table, grain: Grain) -> tuple[list[Any], sa.Select[Any]]:
+    c = audit.c
+    unit = (c.ts_us // grain.span_us).label(grain.unit)
+    keys = [unit, *(sa.func.coalesce(c[k], "").label(k) for k in KEYS)]
+    return keys, sa.select(*keys, *raw_sums(audit)).where(c.kind == "request")
 
 
 def subtract(conn: Connection, first_id: int, last_id: int, audit: sa.Table) -> None:
-    """Take the request records with ids in [first_id, last_id] out of the rollup."""
+    """Take the request records with ids in [first_id, last_id] out of every rollup."""
     c = audit.c
-    hour = (c.ts_us // HOUR_US).label("hour")
-    keys = [hour, *(sa.func.coalesce(c[k], "").label(k) for k in KEYS)]
-    query = (
-        sa.select(*keys, *raw_sums(audit))
-        .where(c.kind == "request", c.id >= first_id, c.id <= last_id)
-        .group_by(*keys)
-    )
-    totals = {
-        tuple(r[: 1 + len(KEYS)]): [int(v) for v in r[1 + len(KEYS) :]]
-        for r in conn.execute(query)
-    }
-    if totals:
-        _apply(conn, totals, sign=-1)
-        conn.execute(ROLLUP.delete().where(ROLLUP.c.requests <= 0))
+    for grain in GRAINS:
+        keys, query = _grouped(audit, grain)
+        query = query.where(c.id >= first_id, c.id <= last_id).group_by(*keys)
+        width = 1 + len(KEYS)
+        totals = {tuple(r[:width]): [int(v) for v in r[width:]] for r in conn.execute(query)}
+        if totals:
+            _apply(conn, grain, totals, sign=-1)
+            conn.execute(grain.table.delete().where(grain.table.c.requests <= 0))
 
 
 def raw_sums(audit: sa.Table) -> list[Any]:
@@ -124,41 +147,42 @@ def raw_sums(audit: sa.Table) -> list[Any]:
     ]
 
 
-def rebuild(conn: Connection, audit: sa.Table) -> None:
-    """Recompute the whole rollup from the records (one GROUP BY)."""
-    c = audit.c
-    hour = (c.ts_us // HOUR_US).label("hour")
-    keys = [hour, *(sa.func.coalesce(c[k], "").label(k) for k in KEYS)]
-    select = sa.select(*keys, *raw_sums(audit)).where(c.kind == "request").group_by(*keys)
-    conn.execute(ROLLUP.delete())
-    conn.execute(ROLLUP.insert().from_select(["hour", *KEYS, *SUMS], select))
+def rebuild(conn: Connection, audit: sa.Table, grains: Sequence[Grain] = GRAINS) -> None:
+    """Recompute rollups from the records (one GROUP BY each)."""
+    for grain in grains:
+        keys, query = _grouped(audit, grain)
+        conn.execute(grain.table.delete())
+        conn.execute(
+            grain.table.insert().from_select([grain.unit, *KEYS, *SUMS], query.group_by(*keys))
+        )
 
 
-def _apply(conn: Connection, totals: dict[tuple[Any, ...], list[int]], *, sign: int) -> None:
-    r = ROLLUP.c
-    hours = sorted({k[0] for k in totals})
+def _apply(
+    conn: Connection, grain: Grain, totals: dict[tuple[Any, ...], list[int]], *, sign: int
+) -> None:
+    r = grain.table.c
+    names = (grain.unit, *KEYS)
+    units = sorted({k[0] for k in totals})
     existing: set[tuple[Any, ...]] = set()
-    for start in range(0, len(hours), 500):
-        query = sa.select(r.hour, *(r[k] for k in KEYS)).where(
-            r.hour.in_(hours[start : start + 500])
+    for start in range(0, len(units), 500):
+        query = sa.select(*(r[n] for n in names)).where(
+            r[grain.unit].in_(units[start : start + 500])
         )
         existing.update(tuple(row) for row in conn.execute(query))
     updates, inserts = [], []
     for key, sums in totals.items():
-        values = {f"v_{s}": sign * v for s, v in zip(SUMS, sums, strict=True)}
-        names = {f"k_{k}": v for k, v in zip(("hour", *KEYS), key, strict=True)}
+        named = dict(zip(names, key, strict=True))
         if key in existing:
-            updates.append({**names, **values})
+            values = {f"v_{s}": sign * v for s, v in zip(SUMS, sums, strict=True)}
+            updates.append({**{f"k_{k}": v for k, v in named.items()}, **values})
         elif sign > 0:
-            inserts.append(
-                {**dict(zip(("hour", *KEYS), key, strict=True)), **dict(zip(SUMS, sums, strict=True))}
-            )
+            inserts.append({**named, **dict(zip(SUMS, sums, strict=True))})
     if updates:
         stmt = (
-            ROLLUP.update()
-            .where(*(r[k] == sa.bindparam(f"k_{k}") for k in ("hour", *KEYS)))
+            grain.table.update()
+            .where(*(r[n] == sa.bindparam(f"k_{n}") for n in names))
             .values({s: r[s] + sa.bindparam(f"v_{s}") for s in SUMS})
         )
         conn.execute(stmt, updates)
     if inserts:
-        conn.execute(ROLLUP.insert(), inserts)
+        conn.execute(grain.table.insert(), inserts)

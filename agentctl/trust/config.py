@@ -49,7 +49,7 @@ class TrustConfig:
         }
     )
     base_peak_multiple: float = 3.0  # base limit = 3 x the agent's own peak request rate
-    default_base_rps: float = 4.0  # base before any history (probation: 1 req/s)
+    default_base_rps: float = 20.0  # base before any history (probation: 5 req/s)
     learning_base_cap: float = 4.0  # during learning, base <= this x default_base_rps
     burst_seconds: float = 30.0  # token-bucket capacity, in seconds of the limit rate
     # --- containment after a throttle-class event -----------------------------------------

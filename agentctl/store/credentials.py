@@ -1,0 +1,190 @@
+"""Credential lifecycle and trust records in the store: rotate, revoke, trust snapshots,
+operator overrides. Every change is an audit event in the same transaction and bumps
+the state version, so gateways pick it up within one poll."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from agentctl.store.models import Agent, Credential, TrustOverride, TrustSnapshot
+from agentctl.store.sql import TOKEN_PREFIX, Store, StoreError, hash_secret, now_us
+
+
+def _agent(session: Session, name: str) -> Agent:
+    agent = session.exec(select(Agent).where(Agent.name == name)).first()
+    if agent is None or not agent.registered:
+        raise StoreError(
+            f"agent {name!r} has no credential; register it first: "
+            f"agentctl agents register {name} --owner ... --purpose ..."
+        )
+    return agent
+
+
+def rotate(store: Store, name: str, *, grace_s: float, actor: str, reason: str | None) -> str:
+    """A new token for `name`; the old ones keep working for `grace_s`, then expire."""
+    key_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    ts = now_us()
+    expires = ts + int(grace_s * 1_000_000)
+    with Session(store.engine) as session, session.begin():
+        agent = _agent(session, name)
+        old = list(
+            session.exec(
+                select(Credential).where(Credential.agent == name, Credential.status == "active")
+            )
+        )
+        for cred in old:
+            if cred.expires_at_us is None or cred.expires_at_us > expires:
+                cred.expires_at_us = expires
+            if grace_s <= 0:
+                cred.status, cred.revoked_at_us = "revoked", ts
+            session.add(cred)
+        session.add(
+            Credential(agent=name, key_id=key_id, secret_hash=hash_secret(secret), created_at_us=ts)
+        )
+        session.flush()
+        conn = session.connection()
+        store._bump(conn, "agents")
+        store._append_event(
+            conn,
+            "rotate",
+            agent=agent,
+            actor=actor,
+            reason=reason,
+            detail={
+                "new_key_id": key_id,
+                "old_key_ids": [c.key_id for c in old],
+                "grace_s": grace_s,
+            },
+        )
+    return f"{TOKEN_PREFIX}{key_id}_{secret}"
+
+
+def revoke(store: Store, name: str, *, actor: str, reason: str | None) -> list[str]:
+    """Revoke every credential of `name` now; returns the key ids."""
+    ts = now_us()
+    with Session(store.engine) as session, session.begin():
+        agent = _agent(session, name)
+        creds = list(
+            session.exec(
+                select(Credential).where(Credential.agent == name, Credential.status == "active")
+            )
+        )
+        for cred in creds:
+            cred.status, cred.revoked_at_us = "revoked", ts
+            session.add(cred)
+        session.flush()
+        conn = session.connection()
+        store._bump(conn, "agents")
+        store._append_event(
+            conn,
+            "revoke",
+            agent=agent,
+            actor=actor,
+            reason=reason,
+            detail={"key_ids": [c.key_id for c in creds]},
+        )
+    return [c.key_id for c in creds]
+
+
+def revoke_key(store: Store, key_id: str, *, actor: str, reason: str) -> None:
+    ts = now_us()
+    with Session(store.engine) as session, session.begin():
+        cred = session.exec(select(Credential).where(Credential.key_id == key_id)).first()
+        if cred is None or cred.status == "revoked":
+            return
+        cred.status, cred.revoked_at_us = "revoked", ts
+        session.add(cred)
+        agent = session.exec(select(Agent).where(Agent.name == cred.agent)).first()
+        session.flush()
+        conn = session.connection()
+        store._bump(conn, "agents")
+        store._append_event(
+            conn, "revoke", agent=agent, actor=actor, reason=reason, detail={"key_ids": [key_id]}
+        )
+
+
+def credentials_of(store: Store, name: str) -> list[Credential]:
+    with Session(store.engine) as session:
+        query = select(Credential).where(Credential.agent == name).order_by(Credential.id)  # type: ignore[arg-type]
+        return list(session.exec(query))
+
+
+# -- trust ------------------------------------------------------------------------------
+def save_snapshot(store: Store, instance: str, state: str) -> None:
+    table = TrustSnapshot.__table__  # type: ignore[attr-defined]
+    with store.engine.begin() as conn:
+        updated = conn.execute(
+            table.update()
+            .where(table.c.instance == instance)
+            .values(state=state, updated_at_us=now_us())
+        )
+        if updated.rowcount == 0:
+            conn.execute(
+                table.insert().values(instance=instance, state=state, updated_at_us=now_us())
+            )
+
+
+def latest_snapshot(store: Store) -> dict[str, Any] | None:
+    table = TrustSnapshot.__table__  # type: ignore[attr-defined]
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(table.c.state).order_by(table.c.updated_at_us.desc()).limit(1)
+        ).first()
+    return json.loads(row[0]) if row else None
+
+
+def add_override(
+    store: Store,
+    agent: str,
+    action: str,
+    *,
+    actor: str,
+    reason: str | None,
+    tier: str | None = None,
+    ttl_s: float | None = None,
+) -> None:
+    with Session(store.engine) as session, session.begin():
+        session.add(
+            TrustOverride(
+                agent=agent,
+                action=action,
+                tier=tier,
+                ttl_s=ttl_s,
+                reason=reason,
+                actor=actor,
+                created_at_us=now_us(),
+            )
+        )
+        target = session.exec(select(Agent).where(Agent.name == agent)).first()
+        session.flush()
+        conn = session.connection()
+        store._bump(conn, "trust")
+        store._append_event(
+            conn,
+            f"trust_{action}",
+            agent=target,
+            actor=actor,
+            reason=reason,
+            detail={"agent": agent, "tier": tier, "ttl_s": ttl_s},
+        )
+
+
+def overrides_after(store: Store, cursor: int) -> list[dict[str, Any]]:
+    table = TrustOverride.__table__  # type: ignore[attr-defined]
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(table).where(table.c.id > cursor).order_by(table.c.id))
+        return [dict(r._mapping) for r in rows]
+
+
+def last_override_id(store: Store) -> int:
+    table = TrustOverride.__table__  # type: ignore[attr-defined]
+    with store.engine.connect() as conn:
+        return int(
+            conn.execute(sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))).scalar_one()
+        )
