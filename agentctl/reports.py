@@ -1,33 +1,44 @@
-"""Compliance reports: usage and refusals per agent, team (owner) or purpose.
+"""Compliance reports: usage, cost and refusals per agent, team, purpose, model, day, hour.
 
-Aggregation happens in SQL over integer columns (tokens, pico-dollars), so totals
-are exact and reconcile with the audit records: the totals row is the sum of the
-rows, and both equal a plain SUM over the same filter. Costs leave this module as
+Sources: whole UTC days and hours come from the exact rollups (`store/rollups.py`), the
+partial hours at the edges (a `--since` not on the hour, a zone whose offset is not a
+whole number of hours) from the records themselves, each piece in exactly one bucket
+(`audit/tally.py` reads them). So a report costs the same over a million records as
+over a thousand, and its totals equal a plain SUM over the records with the same
+filter. Integer sums (tokens, pico-dollars) stay exact; costs leave this module as
 decimal strings.
+
+Day and hour buckets are local to `--tz` and computed in Python (`audit/periods.py`),
+so month ends and DST changes are the zone's own and SQLite and PostgreSQL agree.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
-
+from agentctl.audit import tally
+from agentctl.audit.periods import Buckets
+from agentctl.audit.tally import Tally
 from agentctl.errors import CliError
 from agentctl.money import usd_str
-from agentctl.store.sql import AUDIT, Store
+from agentctl.store.rollups import DAILY, HOURLY
+from agentctl.store.sql import Store
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-GROUPS = ("agent", "team", "purpose", "model")
+GROUPS = ("agent", "team", "purpose", "model", "day", "hour", "outcome", "rule")
 _GROUP_COLUMNS = {
     "agent": ("agent", "owner", "purpose"),
     "team": ("owner",),
     "purpose": ("purpose",),
     "model": ("model",),
+    "outcome": ("outcome",),
+    "rule": ("rule_id",),
 }
 METRICS = (
     "requests",
@@ -40,6 +51,8 @@ METRICS = (
     "estimated",
     "unpriced",
 )
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Zulu",
+                        "Etc/Zulu", "Etc/GMT", "GMT", "Etc/Greenwich", "Greenwich"})  # fmt: skip
 
 
 def parse_time(value: str | None, tz: ZoneInfo, *, now: datetime | None = None) -> int | None:
@@ -51,17 +64,16 @@ def parse_time(value: str | None, tz: ZoneInfo, *, now: datetime | None = None) 
     match = _RELATIVE.match(text)
     if match:
         delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-        return int((now - delta).timestamp() * 1_000_000)
+        return _us(now - delta)
     if text == "today":
         local = now.astimezone(tz)
-        start = datetime(local.year, local.month, local.day, tzinfo=tz)
-        return int(start.timestamp() * 1_000_000)
+        return _us(datetime(local.year, local.month, local.day, tzinfo=tz))
     try:
         if len(text) == 10:
             d = date.fromisoformat(text)
             parsed = datetime(d.year, d.month, d.day, tzinfo=tz)
         else:
-            parsed = datetime.fromisoformat(value.strip())
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=tz)
     except ValueError:
@@ -70,7 +82,11 @@ def parse_time(value: str | None, tz: ZoneInfo, *, now: datetime | None = None) 
             "(2026-12-01T13:00), 'today', or an age like 30m, 24h, 7d",
             exit_code=2,
         ) from None
-    return int(parsed.timestamp() * 1_000_000)
+    return _us(parsed)
+
+
+def _us(moment: datetime) -> int:
+    return (moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 @dataclass
@@ -82,77 +98,69 @@ class ReportQuery:
     since_us: int | None = None
     until_us: int | None = None
     group_by: list[str] = field(default_factory=lambda: ["agent"])
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    outcomes: Sequence[str] | None = None
 
 
-def _filters(q: ReportQuery) -> list[Any]:
-    c = AUDIT.c
-    conds: list[Any] = [c.kind == "request"]
-    if q.agent:
-        conds.append(c.agent == q.agent)
-    if q.team:
-        conds.append(c.owner == q.team)
-    if q.purpose:
-        conds.append(c.purpose == q.purpose)
-    if q.model:
-        conds.append(c.model == q.model)
-    if q.since_us is not None:
-        conds.append(c.ts_us >= q.since_us)
-    if q.until_us is not None:
-        conds.append(c.ts_us < q.until_us)
-    return conds
+def _plan(group_by: Sequence[str]) -> tuple[list[str], str | None]:
+    columns: list[str] = []
+    unit = None
+    for g in group_by:
+        if g not in GROUPS:
+            raise CliError(f"cannot group by {g!r}; choose from {', '.join(GROUPS)}", exit_code=2)
+        if g in ("day", "hour"):
+            if unit not in (None, g):
+                raise CliError("group by day or by hour, not both", exit_code=2)
+            unit = g
+            continue
+        columns += [c for c in _GROUP_COLUMNS[g] if c not in columns]
+    return columns, unit
 
 
-def _metric_columns() -> list[Any]:
-    c = AUDIT.c
-
-    def count_if(cond: Any) -> Any:
-        return sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)
-
-    return [
-        sa.func.count().label("requests"),
-        count_if(c.outcome == "refused").label("denied"),
-        count_if(c.outcome.in_(("upstream_error", "timeout", "error"))).label("errors"),
-        sa.func.coalesce(sa.func.sum(c.prompt_tokens), 0).label("prompt_tokens"),
-        sa.func.coalesce(sa.func.sum(c.completion_tokens), 0).label("completion_tokens"),
-        sa.func.coalesce(sa.func.sum(c.cached_tokens), 0).label("cached_tokens"),
-        sa.func.coalesce(sa.func.sum(c.reasoning_tokens), 0).label("reasoning_tokens"),
-        count_if(c.usage_source == "estimated").label("estimated"),
-        count_if(c.cost_pico.is_(None)).label("unpriced"),
-        sa.func.coalesce(sa.func.sum(c.cost_pico), 0).label("cost_pico"),
-    ]
+def _collect(store: Store, q: ReportQuery, columns: list[str], buckets: Buckets) -> Tally:
+    fixed = q.tz.utcoffset(datetime(2000, 1, 1)) == timedelta(0) and q.tz.key in _UTC_NAMES
+    use_days = buckets.unit is None or (buckets.unit == "day" and fixed)
+    spans = tally.spans(q.since_us, q.until_us, use_days=use_days)
+    with store.engine.connect() as conn:
+        reader = tally.Reader(conn, q, columns, buckets)
+        offsets = tally.offsets(conn, q, spans) if buckets.unit == "day" and not fixed else None
+        if spans.days is not None:
+            reader.rollup(DAILY, spans.days, None)
+        for span in spans.hours:
+            reader.rollup(HOURLY, span, offsets)
+        reader.records(spans.raw)
+        reader.quarters(sorted(reader.straddling))
+    return reader.totals
 
 
 def build_report(store: Store, q: ReportQuery) -> dict[str, Any]:
-    for g in q.group_by:
-        if g not in GROUPS:
-            raise CliError(f"cannot group by {g!r}; choose from {', '.join(GROUPS)}", exit_code=2)
-    columns: list[str] = []
-    for g in q.group_by:
-        for col in _GROUP_COLUMNS[g]:
-            if col not in columns:
-                columns.append(col)
-    keys = [AUDIT.c[col] for col in columns]
-    query = (
-        sa.select(*keys, *_metric_columns())
-        .where(*_filters(q))
-        .group_by(*keys)
-        .order_by(sa.desc("cost_pico"), *keys)
-    )
-    with store.engine.connect() as conn:
-        result = [dict(r._mapping) for r in conn.execute(query)]
-    totals: dict[str, Any] = {m: 0 for m in METRICS}
-    total_pico = 0
+    """`{"rows": [...], "totals": {...}}`; rows sorted by time bucket, then cost."""
+    columns, unit = _plan(q.group_by)
+    totals = _collect(store, q, columns, Buckets(unit, q.tz))
+    grand = [0] * (len(METRICS) + 1)
     rows = []
-    for raw in result:
-        row: dict[str, Any] = {col: raw[col] for col in columns}
+    for key, sums in totals.sums.items():
+        label, values = key[0], key[1:]
+        if not sums[0]:
+            continue  # a group whose records were all pruned
+        row: dict[str, Any] = {}
+        if unit:
+            row[unit] = label
+        for col, value in zip(columns, values, strict=True):
+            row["rule" if col == "rule_id" else col] = value
         if "owner" in row:
             row["team"] = row["owner"]
-        for m in METRICS:
-            row[m] = int(raw[m])
-            totals[m] += row[m]
-        pico = int(raw["cost_pico"])
-        total_pico += pico
-        row["cost_usd"] = usd_str(pico)
+        for i, m in enumerate(METRICS):
+            row[m] = sums[i]
+        row["cost_usd"] = usd_str(sums[-1])
+        row["_pico"] = sums[-1]
+        row["_start"] = label if unit == "day" else totals.starts.get(label, 0)
+        for i, v in enumerate(sums):
+            grand[i] += v
         rows.append(row)
-    totals["cost_usd"] = usd_str(total_pico)
-    return {"rows": rows, "totals": totals}
+    rows.sort(key=lambda r: (r["_start"], -r["_pico"], [str(r.get(c, "")) for c in columns]))
+    for row in rows:
+        del row["_pico"], row["_start"]
+    out_totals: dict[str, Any] = {m: grand[i] for i, m in enumerate(METRICS)}
+    out_totals["cost_usd"] = usd_str(grand[-1])
+    return {"rows": rows, "totals": out_totals}

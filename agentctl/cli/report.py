@@ -1,11 +1,14 @@
-"""`agentctl report`: usage, cost and refusals by agent, team or purpose."""
+"""`agentctl report`: usage, cost and refusals by agent, team, purpose, model, day or hour."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import sys
-from typing import Annotated
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
@@ -14,6 +17,9 @@ from agentctl.cli import render
 from agentctl.cli.options import Agent, Db, Purpose, Team, open_db
 from agentctl.errors import CliError
 from agentctl.reports import METRICS, ReportQuery, build_report, parse_time
+
+FORMATS = ("table", "csv", "json", "jsonl", "md", "html")
+SHOWN = ("requests", "denied", "errors", "prompt_tokens", "completion_tokens")
 
 
 def register(app: typer.Typer) -> None:
@@ -41,53 +47,138 @@ def report(
     until: Annotated[
         str | None, typer.Option("--until", help="End (exclusive), same forms.")
     ] = None,
-    tz: Annotated[str, typer.Option("--tz", help="Time zone for dates.")] = "UTC",
+    tz: Annotated[str, typer.Option("--tz", help="Time zone for dates and day/hour rows.")] = "UTC",
     group_by: Annotated[
         list[str] | None,
-        typer.Option("--group-by", help="agent, team, purpose or model (repeatable)."),
+        typer.Option(
+            "--group-by",
+            help="agent, team, purpose, model, day, hour, outcome or rule (repeatable).",
+        ),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    fmt: Annotated[
+        str, typer.Option("--format", help="table, csv, json, jsonl, md or html.")
+    ] = "table",
     json_out: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
+    ] = None,
+    now: Annotated[str | None, typer.Option("--now", hidden=True)] = None,
     db: Db = None,
 ) -> None:
     """Usage, cost and refusals from the audit records; totals reconcile exactly."""
     if json_out:
         fmt = "json"
-    if fmt not in ("table", "csv", "json"):
-        raise CliError(f"unknown format {fmt!r}; choose table, csv or json", exit_code=2)
+    if fmt not in FORMATS:
+        raise CliError(f"unknown format {fmt!r}; choose {', '.join(FORMATS)}", exit_code=2)
     tzinfo = zone(tz)
+    moment = _now(now)
     query = ReportQuery(
         agent=agent,
         team=team,
         purpose=purpose,
         model=model,
-        since_us=parse_time(since, tzinfo),
-        until_us=parse_time(until, tzinfo),
+        since_us=parse_time(since, tzinfo, now=moment),
+        until_us=parse_time(until, tzinfo, now=moment),
         group_by=group_by or ["agent"],
+        tz=tzinfo,
     )
-    data = build_report(open_db(db), query)
-    if fmt == "json":
-        render.emit_json(data)
+    store = open_db(db)
+    if fmt == "html":
+        from agentctl.audit.compliance import gather
+        from agentctl.audit.html import render as render_html
+
+        now_us = int(moment.timestamp() * 1_000_000)
+        _write(render_html(gather(store, query, now_us)), output)
         return
+    data = build_report(store, query)
+    if fmt == "table" and output is None:
+        render.show(_table(data))
+        return
+    text = {"json": _json, "jsonl": _jsonl, "csv": _csv, "md": _markdown, "table": _plain}[fmt]
+    _write(text(data), output)
+
+
+def _now(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(f"--now {value!r} is not an ISO datetime", exit_code=2) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {output}: {exc.strerror}") from None
+    render.info(f"wrote {output}")
+
+
+def _keys(data: dict[str, Any]) -> list[str]:
     rows = data["rows"]
-    keys = [k for k in (rows[0].keys() if rows else []) if k not in METRICS and k != "cost_usd"]
-    keys = keys or ["group"]
-    columns = [*keys, *METRICS, "cost_usd"]
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        totals = {"agent" if "agent" in keys else (keys[0] if keys else "total"): "TOTAL"}
-        writer.writerow({**data["totals"], **totals})
-        sys.stdout.write(buf.getvalue())
-        return
-    shown = [k for k in keys if k != "team" or "owner" not in keys]
-    metrics = ("requests", "denied", "errors", "prompt_tokens", "completion_tokens")
-    labels = [*shown, "requests", "denied", "errors", "tokens in", "tokens out", "cost_usd"]
-    table_rows = [[r.get(c) for c in (*shown, *metrics, "cost_usd")] for r in rows]
+    keys = [k for k in (rows[0] if rows else {}) if k not in METRICS and k != "cost_usd"]
+    return [("team" if k == "owner" else k) for k in keys if k != "team"] or ["group"]
+
+
+def _json(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2) + "\n"
+
+
+def _jsonl(data: dict[str, Any]) -> str:
+    lines = [json.dumps(row, separators=(",", ":")) for row in data["rows"]]
+    lines.append(json.dumps({"totals": data["totals"]}, separators=(",", ":")))
+    return "\n".join(lines) + "\n"
+
+
+def _csv(data: dict[str, Any]) -> str:
+    keys = [k for k in (data["rows"][0] if data["rows"] else {}) if k not in METRICS]
+    keys = [k for k in keys if k != "cost_usd"] or ["group"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[*keys, *METRICS, "cost_usd"], extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(data["rows"])
+    writer.writerow({**data["totals"], keys[0]: "TOTAL"})
+    return buf.getvalue()
+
+
+def _cells(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    keys = _keys(data)
+    labels = [*keys, "requests", "denied", "errors", "tokens in", "tokens out", "cost_usd"]
+    rows = [[r.get(c) for c in (*keys, *SHOWN, "cost_usd")] for r in data["rows"]]
     total = data["totals"]
-    table_rows.append(
-        ["TOTAL", *([""] * (len(shown) - 1)), *(total[m] for m in metrics), total["cost_usd"]]
+    rows.append(["TOTAL", *([""] * (len(keys) - 1)), *(total[m] for m in SHOWN), total["cost_usd"]])
+    return labels, rows
+
+
+def _table(data: dict[str, Any]) -> Any:
+    labels, rows = _cells(data)
+    return render.table(labels, rows, right=labels[len(_keys(data)) :])
+
+
+def _plain(data: dict[str, Any]) -> str:
+    labels, rows = _cells(data)
+    cells = [labels, *[["" if v is None else str(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(labels))]
+    return "".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n"
+                   for row in cells)  # fmt: skip
+
+
+def _markdown(data: dict[str, Any]) -> str:
+    labels, rows = _cells(data)
+    numeric = len(_keys(data))
+
+    def cell(value: Any) -> str:
+        return ("" if value is None else str(value)).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(labels) + " |"]
+    lines.append(
+        "|" + "|".join("---:" if i >= numeric else "---" for i in range(len(labels))) + "|"
     )
-    render.show(render.table(labels, table_rows, right=labels[len(shown) :]))
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

@@ -5,97 +5,144 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.console import Group
 from rich.live import Live
-from rich.table import Table
+from rich.text import Text
 
 from agentctl.cli import render
 from agentctl.cli.options import Agent, Db, Team, open_db
-from agentctl.fleet import Fleet, call_line
+from agentctl.cli.report import zone
+from agentctl.fleet import Fleet, call_line, fleet_totals
+from agentctl.store.sql import now_us
+
+COLUMNS = (
+    "agent",
+    "team",
+    "purpose",
+    "status",
+    "tier",
+    "req/min",
+    "tok/min",
+    "$/min",
+    "$ today / budget",
+    "err/min",
+    "last error",
+)
+NUMERIC = ("req/min", "tok/min", "$/min", "$ today / budget", "err/min")
 
 
 def register(app: typer.Typer) -> None:
     app.command("tail")(tail)
 
 
-def _usd(value: str) -> str:
+def _usd(value: str | None) -> str:
     """Display rounding only (reports keep every digit)."""
-    return f"{Decimal(value):.4f}"
+    return "-" if value is None else f"{Decimal(value):.4f}"
 
 
-def _table(fleet: Fleet) -> Table:
-    now_us = time.time_ns() // 1000
-    rows = fleet.snapshot(now_us)
-    total_rpm = sum(r["requests_per_min"] for r in rows)
-    title = (
-        f"agentctl tail  {datetime.now(UTC).strftime('%H:%M:%S')} UTC  "
-        f"{len(rows)} agents  {total_rpm} req/min"
+def header(totals: dict[str, Any], when: datetime) -> str:
+    return (
+        f"agentctl tail  {when.strftime('%H:%M:%S %Z')}  {totals['agents']} agents "
+        f"({totals['active']} active, {totals['disabled']} disabled)  "
+        f"{totals['requests_per_min']:,} req/min  {totals['tokens_per_min']:,} tok/min  "
+        f"${_usd(totals['usd_per_min'])}/min  ${_usd(totals['usd_today'])} today  "
+        f"{totals['errors_per_min']} err/min"
     )
-    cols = (
-        "agent",
-        "owner",
-        "purpose",
-        "req/min",
-        "tok/min",
-        "$/min",
-        "$ today",
-        "last",
-        "last error",
-    )
+
+
+def view(fleet: Fleet, max_rows: int | None = None) -> Group:
+    rows = fleet.snapshot(now_us())
+    when = datetime.now(fleet.tz)
+    shown = rows if max_rows is None else rows[: max(max_rows, 1)]
     body = [
         (
             r["agent"],
             r["owner"],
             r["purpose"],
+            r["status"],
+            r["tier"] or "-",
             r["requests_per_min"],
             r["tokens_per_min"],
             _usd(r["usd_per_min"]),
-            _usd(r["usd_today"]),
-            r["last_status"],
+            f"{_usd(r['usd_today'])} / {_usd(r['budget_today_usd'])}",
+            r["errors_per_min"],
             r["last_error"],
         )
-        for r in rows
+        for r in shown
     ]
-    return render.table(cols, body, title=title, right=("req/min", "tok/min", "$/min", "$ today"))
+    parts: list[Any] = [Text(header(fleet_totals(rows), when), style="bold")]
+    parts.append(render.table(COLUMNS, body, right=NUMERIC))
+    if len(shown) < len(rows):
+        parts.append(Text(f"... {len(rows) - len(shown)} more agents (use --agent or --team)"))
+    return Group(*parts)
 
 
 def tail(
     agent: Agent = None,
     team: Team = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON line per call.")] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="Print the per-agent view once (with --json: as JSON).")
+    ] = False,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between polls.")] = 0.5,
     seconds: Annotated[
         float | None, typer.Option("--seconds", help="Stop after this many seconds.")
     ] = None,
+    tz: Annotated[str, typer.Option("--tz", help="Time zone of 'today'.")] = "UTC",
     db: Db = None,
 ) -> None:
-    """Live per-agent requests, tokens and cost (reads the store; works beside a gateway)."""
-    fleet = Fleet(open_db(db), agent=agent, team=team)
+    """Live per-agent rates, today's spend and status (reads the store; works beside a gateway)."""
+    fleet = Fleet(open_db(db), agent=agent, team=team, tz=zone(tz))
     fleet.seed()
     deadline = time.monotonic() + seconds if seconds else None
 
     def running() -> bool:
         return deadline is None or time.monotonic() < deadline
 
+    def poll() -> list[dict[str, Any]]:
+        fleet.roll_day(datetime.now(UTC))
+        rows = fleet.poll()
+        while len(rows) % 5000 == 0 and rows:  # catching up after a burst
+            more = fleet.poll()
+            rows += more
+            if not more:
+                break
+        return rows
+
     try:
+        if once:
+            while deadline is not None and running():
+                poll()
+                time.sleep(interval)
+            poll()
+            if json_out:
+                rows = fleet.snapshot(now_us())
+                render.emit_json({"fleet": fleet_totals(rows), "agents": rows})
+            else:
+                render.show(view(fleet))
+            return
         if json_out:
             while running():
-                for row in fleet.poll():
+                for row in poll():
                     render.emit_line(call_line(row))
                 time.sleep(interval)
             return
         if not render.console.is_terminal:
             while running():
-                fleet.poll()
+                poll()
                 time.sleep(interval)
-            render.show(_table(fleet))
+            render.show(view(fleet))
             return
-        with Live(_table(fleet), console=render.console, refresh_per_second=4) as live:
+        with Live(view(fleet), console=render.console, refresh_per_second=4) as live:
             while running():
-                fleet.poll()
-                live.update(_table(fleet))
+                poll()
+                live.update(view(fleet, max_rows=render.console.height - 8))
                 time.sleep(min(interval, 1.0))
     except KeyboardInterrupt:
         pass
+
+
+_table = view  # `agentctl demo` shows the same view

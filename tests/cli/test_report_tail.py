@@ -37,7 +37,7 @@ async def test_report_json_reconciles_with_audit(gateway: GatewayHarness) -> Non
     records = await gateway.records()
     result = await asyncio.to_thread(runner.invoke, app, ["report", "--format", "json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["totals"]["requests"] == len(records)
     assert data["totals"]["cost_usd"] == usd_str(sum(r["cost_pico"] or 0 for r in records))
     for key in ("prompt_tokens", "completion_tokens", "cached_tokens"):
@@ -52,7 +52,7 @@ async def test_report_json_reconciles_with_audit(gateway: GatewayHarness) -> Non
     team = json.loads(
         (
             await asyncio.to_thread(runner.invoke, app, ["report", "--team", "team-ml", "--json"])
-        ).output
+        ).stdout
     )
     assert {r["agent"] for r in team["rows"]} == {"bot-a", "bot-b"}
     grouped = json.loads(
@@ -60,7 +60,7 @@ async def test_report_json_reconciles_with_audit(gateway: GatewayHarness) -> Non
             await asyncio.to_thread(
                 runner.invoke, app, ["report", "--group-by", "team", "--format", "json"]
             )
-        ).output
+        ).stdout
     )
     teams = {r["team"]: r["requests"] for r in grouped["rows"]}
     assert teams == {"team-ml": 5, "team-ops": 1, "": 1}
@@ -69,7 +69,7 @@ async def test_report_json_reconciles_with_audit(gateway: GatewayHarness) -> Non
 async def test_report_csv_and_table(gateway: GatewayHarness) -> None:
     await _traffic(gateway)
     await gateway.flush()
-    out = (await asyncio.to_thread(runner.invoke, app, ["report", "--format", "csv"])).output
+    out = (await asyncio.to_thread(runner.invoke, app, ["report", "--format", "csv"])).stdout
     rows = list(csv.DictReader(io.StringIO(out)))
     assert rows[-1]["agent"] == "TOTAL"
     assert sum(int(r["requests"]) for r in rows[:-1]) == int(rows[-1]["requests"])
@@ -96,7 +96,7 @@ async def test_tail_json_prints_calls_live(gateway: GatewayHarness) -> None:
         await client.chat.completions.create(model="gpt-4o-mini", messages=MSG) for _ in range(3)
     ]
     result = await tail
-    lines = [json.loads(line) for line in result.output.splitlines() if line.strip()]
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     assert [line["request_id"] for line in lines] == [r._request_id for r in responses]
     first = lines[0]
     assert first["agent"] == "bot-a" and first["owner"] == "team-ml"
