@@ -70,12 +70,24 @@ def _root(
 
 
 def _register() -> None:
-    from agentctl.cli import agents, audit, completions, db, demo, policy, report, serve, tail
+    from agentctl.cli import (
+        agents,
+        audit,
+        completions,
+        db,
+        demo,
+        policy,
+        report,
+        serve,
+        tail,
+        trust,
+    )
 
     serve.register(app)
     app.add_typer(agents.app, name="agents")
     app.add_typer(audit.app, name="audit")
     app.add_typer(policy.app, name="policy")
+    app.add_typer(trust.app, name="trust")
     app.add_typer(db.app, name="db")
     report.register(app)
     tail.register(app)

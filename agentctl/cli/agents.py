@@ -152,3 +152,45 @@ def enable(
         render.emit_json(agent_view(agent))
         return
     render.out(f"[bold green]enabled[/] {agent.name}: {reason}")
+
+
+@app.command("rotate")
+def rotate(
+    name: Name,
+    grace: Annotated[
+        str, typer.Option("--grace", help="How long old tokens keep working, e.g. 24h; 0 = now.")
+    ] = "24h",
+    reason: Annotated[str | None, typer.Option("--reason", help="Why.")] = None,
+    actor: Actor = None,
+    db: Db = None,
+    json_out: Json = False,
+) -> None:
+    """Issue a new token; the old ones expire after the grace period."""
+    from agentctl.cli.trust import parse_duration
+    from agentctl.store import credentials
+
+    seconds = 0.0 if grace.strip() == "0" else parse_duration(grace)
+    token = credentials.rotate(
+        open_db(db), name, grace_s=seconds, actor=actor_name(actor), reason=reason
+    )
+    changes.announce("agents")
+    if json_out:
+        render.emit_json({"name": name, "token": token, "grace_s": seconds})
+        return
+    render.out(f"new token for [bold]{name}[/] (old tokens work for another {grace}):")
+    render.console.print(token, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("revoke")
+def revoke(
+    name: Name, reason: Reason, actor: Actor = None, db: Db = None, json_out: Json = False
+) -> None:
+    """Revoke every token of this agent now (its requests then fail with 401)."""
+    from agentctl.store import credentials
+
+    keys = credentials.revoke(open_db(db), name, actor=actor_name(actor), reason=reason)
+    changes.announce("agents")
+    if json_out:
+        render.emit_json({"name": name, "revoked_key_ids": keys})
+        return
+    render.out(f"revoked {len(keys)} token(s) of {name}: {', '.join(keys) or 'none active'}")

@@ -8,6 +8,7 @@ and the last events with their evidence and undo commands. `summary` is one sent
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from agentctl.trust.agent import AgentState
@@ -38,6 +39,10 @@ def _blockers(agent: AgentState, now: float) -> list[str]:
     return out
 
 
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _summary(agent: AgentState, now: float) -> str:
     tier = agent.tiers.tier
     last = next(
@@ -51,14 +56,14 @@ def _summary(agent: AgentState, now: float) -> str:
     text = f"{agent.key} is {tier.value}"
     if last is not None:
         text += (
-            f" since {last.at:.0f} after a {last.kind} by {last.detector}"
+            f" since {_iso(last.at)} after a {last.kind} by {last.detector}"
             f" (value {last.value:.4g} vs threshold {last.threshold:.4g})"
         )
     elif agent.tiers.tier is Tier.PROBATION:
         text += " (every agent starts in probation)"
     if agent.containment is not None:
         text += (
-            f"; contained since {agent.containment.started_at:.0f} ({agent.containment.detector})"
+            f"; contained since {_iso(agent.containment.started_at)} ({agent.containment.detector})"
         )
     return text
 
