@@ -76,16 +76,25 @@ class TrustKeeper:
         self._override_cursor = await asyncio.to_thread(creds.last_override_id, self.store)
 
     def sync_agents(self, registry: Registry, previous: Registry | None) -> None:
-        """Tell the engine each registered agent's age and binding; re-enabled agents land
-        in probation."""
+        """Tell the engine each registered agent's age and binding, and operator disables
+        and enables (an enabled agent lands in probation, whatever it was before)."""
         if not self.enabled:
             return
         for agent in registry.agents.values():
             if previous is not None:
                 before = previous.agents.get(agent.name)
-                if before is not None and before.status == "disabled" and agent.status == "active":
+                was = before.status if before is not None else "active"
+                actor = agent.status_actor or "operator"
+                if was == "disabled" and agent.status == "active":
                     events = self.engine.on_enable(agent.name, agent.status_reason or "")
-                    self._handle(events, actor=agent.status_actor or "operator")
+                    self._handle(events, actor=actor)
+                elif (
+                    was == "active"
+                    and agent.status == "disabled"
+                    and self.engine.tier(agent.name) != "quarantined"
+                ):
+                    events = self.engine.on_disable(agent.name, agent.status_reason or "")
+                    self._handle(events, actor=actor, latch=False)
             if agent.registered and agent.name not in self._known:
                 self.engine.register(
                     agent.name,

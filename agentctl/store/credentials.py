@@ -38,6 +38,7 @@ def rotate(store: Store, name: str, *, grace_s: float, actor: str, reason: str |
                 select(Credential).where(Credential.agent == name, Credential.status == "active")
             )
         )
+        old_ids = [c.key_id for c in old]
         for cred in old:
             if cred.expires_at_us is None or cred.expires_at_us > expires:
                 cred.expires_at_us = expires
@@ -58,7 +59,7 @@ def rotate(store: Store, name: str, *, grace_s: float, actor: str, reason: str |
             reason=reason,
             detail={
                 "new_key_id": key_id,
-                "old_key_ids": [c.key_id for c in old],
+                "old_key_ids": old_ids,
                 "grace_s": grace_s,
             },
         )
@@ -75,6 +76,7 @@ def revoke(store: Store, name: str, *, actor: str, reason: str | None) -> list[s
                 select(Credential).where(Credential.agent == name, Credential.status == "active")
             )
         )
+        key_ids = [c.key_id for c in creds]
         for cred in creds:
             cred.status, cred.revoked_at_us = "revoked", ts
             session.add(cred)
@@ -82,14 +84,9 @@ def revoke(store: Store, name: str, *, actor: str, reason: str | None) -> list[s
         conn = session.connection()
         store._bump(conn, "agents")
         store._append_event(
-            conn,
-            "revoke",
-            agent=agent,
-            actor=actor,
-            reason=reason,
-            detail={"key_ids": [c.key_id for c in creds]},
+            conn, "revoke", agent=agent, actor=actor, reason=reason, detail={"key_ids": key_ids}
         )
-    return [c.key_id for c in creds]
+    return key_ids
 
 
 def revoke_key(store: Store, key_id: str, *, actor: str, reason: str) -> None:
