@@ -103,7 +103,7 @@ async def test_mismatch_strikes_revoke_the_token_not_the_victim(gateway: Gateway
     await eventually(revoked)
     records = await gateway.records()
     mismatches = [r for r in records if r["rule_id"] == "identity_mismatch"]
-    assert len(mismatches) == 5
+    assert len(mismatches) >= 5  # more may slip in before the revocation propagates
     assert {r["agent"] for r in mismatches} == {"bot-thief"}  # the token's agent, not the victim
     assert not [r for r in records if r["agent"] == "bot-victim"]
     events = await gateway.records(kinds=("trust",))
