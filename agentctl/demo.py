@@ -4,8 +4,10 @@ A temporary home, the built-in SIMULATED upstream (no real provider is called, n
 is needed), a real gateway on a free loopback port, and a few simulated agents: a
 production recommender, a nightly report job, an experiment, and one agent stuck in a
 runaway loop sending the same expensive prompt twenty times a second. The live tail
-shows who is spending until the runaway crosses its cost breaker and is latched off
-while the others keep going; the run ends with a report. Nothing is left running.
+shows who is spending: the looping agent is contained by trust's loop detector within
+about a second (no static cap involved), the other runaway crosses its policy cost
+breaker and is latched off, and the rest keep going. The run ends with a report.
+Nothing is left running.
 """
 
 from __future__ import annotations
@@ -43,9 +45,14 @@ AGENTS = (
     DemoAgent("prod-recommendation-bot", "team-ml", "production", "gpt-4o-mini", 4, stream=True),
     DemoAgent("nightly-report", "team-finance", "batch", "gpt-4o-mini", 1.5),
     DemoAgent("experiment-7", "team-research", "development", "gpt-4o-mini", 1),
+    # Stuck in a loop: the same prompt twenty times a second. Trust's loop detector
+    # contains it within about a second, with no static caps.
     DemoAgent(
         "runaway-loop", "team-growth", "batch", "gpt-4o", 20, same_prompt=True, max_tokens=400
     ),
+    # Gone wild with different prompts each time: no loop to see, so the policy's cost
+    # breaker latches it off once it crosses $0.25 in the hour.
+    DemoAgent("scraper-gone-wild", "team-growth", "batch", "gpt-4o", 8, max_tokens=400),
 )
 
 
@@ -111,7 +118,11 @@ async def _agent_loop(
     next_at = time.monotonic()
     while not stop.is_set():
         n += 1
-        prompt = "summarise the state of the world" if agent.same_prompt else f"task {n}: ideas"
+        prompt = (
+            "summarise the state of the world"
+            if agent.same_prompt
+            else f"{agent.name} task {n}: list ideas"
+        )
         body = {
             "model": agent.model,
             "messages": [{"role": "user", "content": prompt}],

@@ -781,14 +781,15 @@ LOOP_HASH = prompt_hash(CHAT, LOOP_BODY)
 
 
 def near_duplicate(step: int, t: float) -> dict[str, Any]:
-    """The 2x loop's body: a step counter and a timestamp change, nothing else does."""
+    """The 2x loop's body: a timestamp and a request id change, nothing else does."""
     stamp = datetime.fromtimestamp(t, UTC).isoformat()
+    request = f"{step:08x}-0000-4000-8000-{step:012x}"
     return {
         "model": "gpt-4o",
         "user": f"run-{step}",
         "messages": [
             {"role": "system", "content": "You reconcile invoices."},
-            {"role": "user", "content": f"Attempt {step} at {stamp}: reconcile batch 42 again."},
+            {"role": "user", "content": f"[{stamp}] request {request}: reconcile batch 42 again."},
         ],
     }
 

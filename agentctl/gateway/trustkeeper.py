@@ -226,13 +226,13 @@ class TrustKeeper:
             level = logging.WARNING if event.kind in ("throttle", "disable") else logging.INFO
             log.log(
                 level,
-                "trust %s for %s: %s %s (value %.4g, threshold %.4g); undo: %s",
+                "trust %s of %s by the %s detector (value %.4g, threshold %.4g)%s; undo: %s",
                 event.kind,
                 event.agent,
                 event.detector,
-                event.reason,
                 event.value,
                 event.threshold,
+                f": {event.reason}" if event.reason else "",
                 event.undo,
             )
             if event.kind == "disable" and event.automatic and latch:

@@ -13,9 +13,12 @@ and drops what changes between two iterations of the same loop:
   both answer "yes" differ in their anchors, so they do not.
 * dropped: sampling and transport fields (`user`, `seed`, `temperature`, `stream`,
   `metadata`, `previous_response_id`, ...), tool-call and message ids, cache hints.
-* masked in every string: ISO timestamps, UUIDs, hex runs of 16+ characters and
-  every run of digits become `#`; whitespace runs collapse to one space. A loop that
-  stamps a counter or a time into its prompt therefore still repeats one hash.
+* masked in every string: ISO timestamps, epoch-like 10/13-digit stamps, UUIDs and hex
+  runs of 16+ characters become `#`; whitespace runs collapse to one space. A loop that
+  stamps a time or a request id into its prompt therefore still repeats one hash.
+  Other numbers are kept: templated work ("summarise ticket 4812", "... 4813") is
+  different work, and masking every digit made a batch job walking through ids look
+  like a loop (a wrongful throttle found by running the demo).
 
 The digest is blake2b-64 as 16 hex characters. It never raises: any JSON shape hashes.
 Masking is one regex pass per string, so the cost is linear in the prompt size.
@@ -34,7 +37,7 @@ _VOLATILE = re.compile(
     r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
     r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
     r"|\b[0-9a-fA-F]{16,}\b"
-    r"|\d+"
+    r"|\b1\d{9}(?:\d{3})?\b"
 )
 _SKIP_KEYS = frozenset(
     {"id", "tool_call_id", "tool_use_id", "call_id", "cache_control", "status", "signature"}
