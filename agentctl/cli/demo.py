@@ -15,6 +15,7 @@ from agentctl.cli.tail import _table
 from agentctl.config import Settings
 from agentctl.demo import AGENTS, run_demo, summary
 from agentctl.fleet import Fleet
+from agentctl.fleetinfo import StoreInfo
 from agentctl.store.sql import Store
 
 
@@ -35,7 +36,7 @@ def demo(
 
     def ready(settings: Settings, url: str) -> None:
         store = Store(settings.database)
-        fleet = Fleet(store)
+        fleet = Fleet(store, info=StoreInfo(store))
         fleet.seed()
         state.update(settings=settings, store=store, fleet=fleet)
         render.info(

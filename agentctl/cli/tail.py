@@ -16,6 +16,7 @@ from agentctl.cli import render
 from agentctl.cli.options import Agent, Db, Team, open_db
 from agentctl.cli.report import zone
 from agentctl.fleet import Fleet, call_line, fleet_totals
+from agentctl.fleetinfo import StoreInfo
 from agentctl.store.sql import now_us
 
 COLUMNS = (
@@ -46,7 +47,7 @@ def _usd(value: str | None) -> str:
 def header(totals: dict[str, Any], when: datetime) -> str:
     return (
         f"agentctl tail  {when.strftime('%H:%M:%S %Z')}  {totals['agents']} agents "
-        f"({totals['active']} active, {totals['disabled']} disabled)  "
+        f"({totals['active']} sending in the last minute, {totals['disabled']} disabled)  "
         f"{totals['requests_per_min']:,} req/min  {totals['tokens_per_min']:,} tok/min  "
         f"${_usd(totals['usd_per_min'])}/min  ${_usd(totals['usd_today'])} today  "
         f"{totals['errors_per_min']} err/min"
@@ -95,7 +96,8 @@ def tail(
     db: Db = None,
 ) -> None:
     """Live per-agent rates, today's spend and status (reads the store; works beside a gateway)."""
-    fleet = Fleet(open_db(db), agent=agent, team=team, tz=zone(tz))
+    store = open_db(db)
+    fleet = Fleet(store, agent=agent, team=team, tz=zone(tz), info=StoreInfo(store))
     fleet.seed()
     deadline = time.monotonic() + seconds if seconds else None
 
