@@ -13,6 +13,7 @@ drift, and a test runs the same comparison.
 
 from __future__ import annotations
 
+import re
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -108,14 +109,48 @@ def reference() -> str:
     return "\n".join(parts)
 
 
-def artifacts() -> dict[Path, str]:
+README = Path("README.md")
+_START, _END = "<!-- commands:start -->", "<!-- commands:end -->"
+
+
+def command_table() -> str:
+    """The README's command table: every command with its usage and one-line help."""
+    from typer.main import get_command
+
+    from agentctl.cli import app as root_app
+
+    root = get_command(root_app)
+    ctx = root.context_class(root, info_name=PROG, terminal_width=HELP_WIDTH)
+    lines = ["| command | what it does |", "| --- | --- |"]
+    for cmd, cmd_ctx in _commands(root, ctx):
+        if getattr(cmd, "commands", None) or cmd is root:
+            continue
+        usage = " ".join(cmd.collect_usage_pieces(cmd_ctx)).replace("[OPTIONS]", "[options]")
+        usage = re.sub(r"\{(\w+)\}", lambda m: m.group(1).upper(), usage)
+        help_line = cmd.get_short_help_str(limit=200).replace("|", "\\|")
+        lines.append(f"| `{cmd_ctx.command_path} {usage}` | {help_line} |")
+    return "\n".join(lines) + "\n"
+
+
+def readme_with_table(text: str) -> str:
+    head, start, rest = text.partition(_START)
+    _, end, tail = rest.partition(_END)
+    if not start or not end:
+        return text
+    return f"{head}{_START}\n{command_table()}{_END}{tail}"
+
+
+def artifacts(root: Path = ROOT) -> dict[Path, str]:
     files = {Path("completions") / name: script(shell) for shell, name in FILES.items()}
     files[REFERENCE] = reference()
+    current = _read(root / README)
+    if current is not None and _START in current:
+        files[README] = readme_with_table(current)
     return files
 
 
 def drift(root: Path = ROOT) -> list[Path]:
-    return [p for p, text in artifacts().items() if _read(root / p) != text]
+    return [p for p, text in artifacts(root).items() if _read(root / p) != text]
 
 
 def _read(path: Path) -> str | None:
@@ -132,7 +167,7 @@ def generate(
     ] = False,
     root: Annotated[Path, typer.Option("--root", help="Repository root.")] = ROOT,
 ) -> None:
-    """Rewrite completions/* and docs/cli-reference.md (for maintainers)."""
+    """Rewrite completions/*, docs/cli-reference.md and the README command table."""
     if check:
         stale = drift(root)
         for path in stale:
@@ -140,7 +175,7 @@ def generate(
         if stale:
             raise typer.Exit(1)
         return
-    for path, text in artifacts().items():
+    for path, text in artifacts(root).items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(text, encoding="utf-8")
         render.info(f"wrote {path}")

@@ -27,7 +27,7 @@ def demo(
     seconds: Annotated[float, typer.Option("--seconds", help="How long to run.")] = 20,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary home.")] = False,
 ) -> None:
-    """Run a gateway with simulated agents (one in a runaway loop) against a simulated
+    """Run a gateway with simulated agents (two of them runaways) against a simulated
     upstream, show the live tail, then a report. Offline; nothing is left running."""
     state: dict[str, object] = {}
     announced: set[str] = set()
