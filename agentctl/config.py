@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agentctl.errors import ConfigError
 from agentctl.identity import DEFAULT_PURPOSES
@@ -40,6 +47,17 @@ def _secret(value: Any) -> Any:
     raise ValueError('secrets must be references like {"$env": "OPENAI_API_KEY"}, not literals')
 
 
+def _networks(values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/8)"
+            ) from None
+    return values
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -51,16 +69,47 @@ class Timeouts(_Model):
     total: float = 900.0
 
 
+LaneName = Literal["priority", "standard", "batch"]
+FailureKind = Literal["connect", "timeout", "5xx", "429"]
+LANE_NAMES: tuple[LaneName, ...] = ("priority", "standard", "batch")
+
+
+class LaneReserve(_Model):
+    """Shares of an upstream's `max_concurrency` kept from lower lanes: `priority` only
+    the priority lane may use, `standard` neither lane below it (batch) may use. Slots
+    reserved = floor(max_concurrency x share), so small limits reserve nothing."""
+
+    priority: float = Field(default=0.1, ge=0, lt=1)
+    standard: float = Field(default=0.15, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sum(self) -> LaneReserve:
+        if self.priority + self.standard >= 1:
+            raise ValueError("reserve.priority + reserve.standard must be below 1")
+        return self
+
+
 class Upstream(_Model):
+    """One provider endpoint. Routing fields (docs/decisions-routing.md): `aliases` maps a
+    client model name to this upstream's name for it; `lanes` it serves; at most
+    `max_concurrency` requests at once (None: unlimited, never queues); `weight` shares
+    load among the members of a pool (0: a backup, used when weighted members are full,
+    ejected or have failed this request)."""
+
     name: str
     base_url: str
     api_key: SecretRef | None = None
     models: tuple[str, ...] = ("*",)
+    aliases: dict[str, str] = {}
     provider: str = "openai"  # genai-prices provider id
     api: Literal["openai", "anthropic"] = "openai"
     auth: Literal["bearer", "x-api-key"] = "bearer"
     inject_stream_usage: bool = True
     timeouts: Timeouts = Timeouts()
+    lanes: tuple[LaneName, ...] = LANE_NAMES
+    max_concurrency: int | None = Field(default=None, ge=1)
+    weight: int = Field(default=1, ge=0)
+    reserve: LaneReserve = LaneReserve()
 
     _check_key = field_validator("api_key", mode="before")(_secret)
 
@@ -70,6 +119,66 @@ class Upstream(_Model):
         if not v.startswith(("http://", "https://")):
             raise ValueError("base_url must start with http:// or https://")
         return v.rstrip("/")
+
+
+class PoolOptions(_Model):
+    """How a pool forwards: fallback before the first byte reaches the client, at most
+    `max_attempts` upstreams per request, and how long a request may wait for a slot
+    (`queue_timeout` seconds, then 503 `upstream-saturated`; `max_queue` waiting at most)."""
+
+    max_attempts: int = Field(default=3, ge=1)
+    fallback_on: tuple[FailureKind, ...] = ("connect", "timeout", "5xx", "429")
+    queue_timeout: float = Field(default=30.0, ge=0)
+    max_queue: int = Field(default=1000, ge=0)
+
+
+class Pool(PoolOptions):
+    """An explicit pool: client model globs (and alias names) served by `upstreams`,
+    named in preference order. Models no pool claims get an implicit pool of every
+    upstream whose `models`/`aliases` match, with the `routing:` options."""
+
+    name: str
+    models: tuple[str, ...]
+    upstreams: tuple[str, ...] = Field(min_length=1)
+
+
+class HealthSettings(_Model):
+    """`failures` consecutive failures eject an upstream for `eject_seconds`, doubled
+    on each ejection in a row up to `max_eject_seconds`; then one real request probes
+    it (half-open). `failures: 0` never ejects."""
+
+    failures: int = Field(default=3, ge=0)
+    eject_seconds: float = Field(default=10.0, gt=0)
+    max_eject_seconds: float = Field(default=300.0, gt=0)
+
+
+class Routing(PoolOptions):
+    """Defaults for implicit pools, upstream health, and whether trust moves lanes."""
+
+    health: HealthSettings = HealthSettings()
+    trust_lanes: bool = True
+
+
+class AdminSettings(_Model):
+    """The admin API (`/admin/*`). Loopback peers only unless `allow_remote` is on AND an
+    admin token is configured; with a token, every call must present it."""
+
+    enabled: bool = True
+    allow_remote: bool = False
+
+
+def _check_pools(upstreams: tuple[Upstream, ...], pools: tuple[Pool, ...]) -> None:
+    names = [u.name for u in upstreams]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"upstream names must be unique; repeated: {dupes}")
+    pool_names = [p.name for p in pools]
+    if len(set(pool_names)) != len(pool_names):
+        raise ValueError("pool names must be unique")
+    for pool in pools:
+        unknown = sorted(set(pool.upstreams) - set(names))
+        if unknown:
+            raise ValueError(f"pool {pool.name!r} names unknown upstream(s) {unknown}")
 
 
 class IdentitySettings(_Model):
@@ -93,10 +202,19 @@ class Pricing(_Model):
 
 
 class Limits(_Model):
-    max_body_bytes: int = 32 * 1024 * 1024
-    max_response_bytes: int = 256 * 1024 * 1024
+    """What one client may cost the gateway (docs/security.md). The header and connection
+    limits apply in the connection layer (`gateway.listener`), before the app runs."""
+
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
+    max_response_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
     default_max_output_tokens: int = 4096  # reservation estimate when the client sends none
     drain_seconds: float = 30.0
+    max_header_bytes: int = Field(default=8190, ge=256)  # one request line or header line
+    max_headers: int = Field(default=100, ge=8)
+    header_timeout_seconds: float = Field(default=30.0, gt=0)  # whole request head
+    body_timeout_seconds: float = Field(default=120.0, gt=0)  # whole request body
+    idle_timeout_seconds: float = Field(default=75.0, gt=0)  # keep-alive between requests
+    max_connections: int = Field(default=1000, ge=1)  # beyond: 503 too_many_connections
 
 
 class CountersOptions(_Model):
@@ -117,8 +235,13 @@ class CountersBlock(CountersOptions):
 
 
 class Audit(_Model):
+    """`on_journal_failure`: when the journal cannot be written (disk full, I/O error),
+    `closed` refuses new requests with 503 `audit_unavailable` until it can; `open`
+    forwards them anyway (their records still reach the store, without crash safety)."""
+
     flush_interval_ms: int = 100
     journal: bool = True
+    on_journal_failure: Literal["closed", "open"] = "closed"
 
 
 class MetricsSettings(_Model):
@@ -173,6 +296,9 @@ class FileConfig(_Model):
     admin_token: SecretRef | None = None
     identity: IdentitySettings = IdentitySettings()
     upstreams: tuple[Upstream, ...] = ()
+    pools: tuple[Pool, ...] = ()
+    routing: Routing = Routing()
+    admin: AdminSettings = AdminSettings()
     pricing: Pricing = Pricing()
     limits: Limits = Limits()
     audit: Audit = Audit()
@@ -180,8 +306,14 @@ class FileConfig(_Model):
     tracing: TracingSettings = TracingSettings()
     trust: TrustSettings = TrustSettings()
     policy_poll_ms: int = 250
+    trusted_proxies: tuple[str, ...] = ()
 
     _check_keys = field_validator("gateway_key", "admin_token", mode="before")(_secret)
+
+    @model_validator(mode="after")
+    def _pools(self) -> FileConfig:
+        _check_pools(self.upstreams, self.pools)
+        return self
 
 
 class Settings(_Model):
@@ -197,6 +329,9 @@ class Settings(_Model):
     admin_token: str | None = None
     identity: IdentitySettings = IdentitySettings()
     upstreams: tuple[Upstream, ...] = ()
+    pools: tuple[Pool, ...] = ()
+    routing: Routing = Routing()
+    admin: AdminSettings = AdminSettings()
     pricing: Pricing = Pricing()
     limits: Limits = Limits()
     audit: Audit = Audit()
@@ -204,6 +339,16 @@ class Settings(_Model):
     tracing: TracingSettings = TracingSettings()
     trust: TrustSettings = TrustSettings()
     policy_poll_ms: int = 250
+    # Peers (addresses or CIDR networks) whose X-Forwarded-For is believed; the client
+    # recorded for anyone else is the TCP peer (gateway.proxies).
+    trusted_proxies: tuple[str, ...] = ()
+
+    _check_proxies = field_validator("trusted_proxies")(_networks)
+
+    @model_validator(mode="after")
+    def _pools(self) -> Settings:
+        _check_pools(self.upstreams, self.pools)
+        return self
 
     @property
     def journal_path(self) -> Path:

@@ -37,4 +37,6 @@ def setup_logging(fmt: str = "text", level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # Client libraries log every request at INFO (URLs included): noise for operators.
+    for noisy in ("aiohttp.access", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -81,6 +81,7 @@ def _register() -> None:
         serve,
         tail,
         trust,
+        upstreams,
     )
 
     serve.register(app)
@@ -93,6 +94,7 @@ def _register() -> None:
     tail.register(app)
     demo.register(app)
     completions.register(app)
+    upstreams.register(app)
 
 
 _register()

@@ -156,24 +156,38 @@ def pin(
     ttl: Annotated[str, typer.Option("--ttl", help="Expiry, e.g. 24h, 7d; 0 for none.")] = "24h",
     actor: Actor = None,
     db: Db = None,
+    json_out: Json = False,
 ) -> None:
     """Freeze an agent's tier (hard caps and disables still apply)."""
     if tier not in TIERS:
         raise CliError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}", exit_code=2)
     seconds = 0.0 if ttl.strip() == "0" else parse_duration(ttl)
     _override(name, "pin", actor=actor, reason=reason, db=db, tier=tier, ttl_s=seconds)
+    if json_out:
+        render.emit_json({"agent": name, "action": "pin", "tier": tier, "ttl_s": seconds})
+        return
     render.out(f"pinned {name} at {tier}" + (f" for {ttl}" if seconds else ""))
 
 
 @app.command("unpin")
-def unpin(name: Name, reason: Reason, actor: Actor = None, db: Db = None) -> None:
+def unpin(
+    name: Name, reason: Reason, actor: Actor = None, db: Db = None, json_out: Json = False
+) -> None:
     """Let the trust engine move the agent's tier again."""
     _override(name, "unpin", actor=actor, reason=reason, db=db)
+    if json_out:
+        render.emit_json({"agent": name, "action": "unpin"})
+        return
     render.out(f"unpinned {name}")
 
 
 @app.command("rebaseline")
-def rebaseline(name: Name, reason: Reason, actor: Actor = None, db: Db = None) -> None:
+def rebaseline(
+    name: Name, reason: Reason, actor: Actor = None, db: Db = None, json_out: Json = False
+) -> None:
     """Accept the agent's current behaviour as its new normal."""
     _override(name, "rebaseline", actor=actor, reason=reason, db=db)
+    if json_out:
+        render.emit_json({"agent": name, "action": "rebaseline"})
+        return
     render.out(f"rebaselined {name}")

@@ -19,6 +19,7 @@ from agentctl import __version__
 from agentctl.config import Settings
 from agentctl.errors import GatewayError
 from agentctl.facts import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES
+from agentctl.gateway import admin
 from agentctl.gateway.keys import GATEWAY
 from agentctl.gateway.pipeline import endpoint_handler
 from agentctl.gateway.runtime import Gateway
@@ -64,7 +65,26 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
     if request.path not in UNAUDITED:
         gw.recorder.record(call.row())
     headers = {"x-request-id": call.request_id, **err.headers}
-    return web.json_response(err.body(), status=err.status, headers=headers)
+    response = web.json_response(err.body(), status=err.status, headers=headers)
+    if getattr(request.protocol, "over_limit", False):
+        response.force_close()
+    return response
+
+
+@web.middleware
+async def connection_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A connection opened beyond `limits.max_connections` (gateway.listener) gets 503
+    and is closed: the client learns why at once and its slot is freed."""
+    if getattr(request.protocol, "over_limit", False):
+        limit = request.app[GATEWAY].limits.max_connections
+        raise GatewayError(
+            503,
+            "too_many_connections",
+            f"the gateway already has {limit} open connections (limits.max_connections); "
+            "retry shortly or reuse a connection",
+            headers={"Retry-After": "1"},
+        )
+    return await handler(request)
 
 
 @web.middleware
@@ -136,7 +156,11 @@ async def list_models(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings, *, store: Store | None = None) -> web.Application:
     app = web.Application(
-        middlewares=[openai_errors, *([traced] if settings.tracing.enabled else [])],
+        middlewares=[
+            openai_errors,
+            connection_limit,
+            *([traced] if settings.tracing.enabled else []),
+        ],
         client_max_size=settings.limits.max_body_bytes,
     )
     app.cleanup_ctx.append(_gateway_ctx(settings, store))
@@ -149,6 +173,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> web.Applica
         web.get("/v1/models", list_models),
         web.get("/healthz", healthz),
         *([web.get("/metrics", metrics)] if settings.metrics.enabled else []),
+        *(admin.routes() if settings.admin.enabled else []),  # loopback + admin token
     ]
     app.add_routes(routes)
     return app
@@ -159,6 +184,7 @@ def _gateway_ctx(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         own_store = store is None
+        settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)  # database, journal
         db = store or Store(settings.database)
         await asyncio.to_thread(db.ensure_ready)
         journal_dir = settings.journal_path

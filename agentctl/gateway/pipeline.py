@@ -4,8 +4,9 @@
 2. read       bounded body, one JSON parse, request facts
 3. decide     agent status, then policy (model access, caps, rate, quotas)
 4. reserve    worst-case cost and counts against every window (inside `decide`)
-5. route      the upstream for this model
-6. forward    substitute the provider key, relay (streams event by event)
+5. route      the pool for this model; wait in the agent's lane for an upstream slot
+6. forward    substitute the provider key, relay (streams event by event); fall back
+              to the next pool member while the client has not had a byte
 7. settle     in `finally`: usage -> exact cost -> settle the reservation
 8. audit      in `finally`: exactly one record, whatever happened
 
@@ -24,18 +25,15 @@ import aiohttp
 from aiohttp import web
 
 from agentctl.errors import GatewayError, Refusal
+from agentctl.gateway.attempts import Attempts
 from agentctl.gateway.call import Call
 from agentctl.gateway.directory import ClaimRefused, IdentityMismatch
 from agentctl.gateway.keys import GATEWAY
 from agentctl.gateway.reading import extract_facts, parse_body, read_body
 from agentctl.gateway.routing import Route
 from agentctl.gateway.runtime import Gateway
-from agentctl.gateway.upstream import (
-    forward,
-    inject_usage,
-    needs_usage_injection,
-    upstream_headers,
-)
+from agentctl.gateway.upstream import Outbound, forward, outbound
+from agentctl.trust import Gate
 
 log = logging.getLogger("agentctl.pipeline")
 
@@ -74,52 +72,57 @@ async def handle(request: web.Request, endpoint: str) -> web.StreamResponse:
 
 async def proxy(gw: Gateway, request: web.Request, call: Call, endpoint: str) -> web.StreamResponse:
     call.identity = gw.directory.identify(request.headers)
-    raw = await read_body(request, gw.limits.max_body_bytes)
+    raw = await read_body(request, gw.limits.max_body_bytes, gw.limits.body_timeout_seconds)
     body = parse_body(raw)
     facts = call.facts = extract_facts(
         body, len(raw), endpoint, request.path, _retry_count(request)
     )
-    route = gw.router.resolve(facts.model, endpoint, request.path)
-    if route is None:
+    plan = gw.router.plan(facts.model, endpoint, request.path)
+    if plan is None:
         raise GatewayError(
             404,
             "model_not_found",
             f"no upstream serves model {facts.model!r}; check `upstreams` in agentctl.yaml",
             param="model",
         )
+    route = plan.primary  # priced and policy-checked as the preferred member
     call.upstream, call.upstream_model = route.upstream.name, route.model
     call.provider = route.upstream.provider
-    await decide(gw, call, route)
-    payload = raw
-    hide_usage_chunk = needs_usage_injection(facts, body, route)
-    if hide_usage_chunk:
-        payload = inject_usage(body)
-    headers = upstream_headers(
-        request.headers,
-        route,
-        gw.secrets.get(route.upstream.name),
-        gw.settings.identity.forward_header,
-    )
-    gw.recorder.begin(call.begin_row())
-    call.forwarded = True
-    assert gw.session is not None
-    return await forward(
-        session=gw.session,
-        request=request,
-        call=call,
-        route=route,
-        payload=payload,
-        headers=headers,
-        facts=facts,
-        hide_usage_chunk=hide_usage_chunk,
-        max_response_bytes=gw.limits.max_response_bytes,
-        own_headers=gw.own_headers(call),
-        on_final=lambda: record(gw, call, request),
-    )
+    gate = await decide(gw, call, route)
+    outbounds: dict[str, Outbound] = {}
+
+    def prepare(r: Route) -> Outbound:
+        out = outbounds.get(r.upstream.name)
+        if out is None:
+            secret = gw.secrets.get(r.upstream.name)
+            forward_identity = gw.settings.identity.forward_header
+            out = outbound(r, raw, body, facts, request.headers, secret, forward_identity)
+            outbounds[r.upstream.name] = out
+        return out
+
+    prepare(route)  # a header no upstream may get is refused before anything is forwarded
+    lane = gw.lane_for(call, gate)
+    with Attempts(gw.pools, plan, lane, call, lambda: _client_gone(request)) as attempts:
+        await attempts.start()  # waits in its lane for a slot; 503 upstream-saturated
+        gw.begin(call)  # journaled; 503 audit_unavailable if it cannot be (closed)
+        call.forwarded = True
+        assert gw.session is not None
+        return await forward(
+            session=gw.session,
+            request=request,
+            call=call,
+            attempts=attempts,
+            prepare=prepare,
+            facts=facts,
+            max_response_bytes=gw.limits.max_response_bytes,
+            own_headers=gw.own_headers(call),
+            on_final=lambda: record(gw, call, request),
+        )
 
 
-async def decide(gw: Gateway, call: Call, route: Route) -> None:
-    """Steps 3-4: the agent's status, then policy, which reserves the worst case."""
+async def decide(gw: Gateway, call: Call, route: Route) -> Gate | None:
+    """Steps 3-4: the agent's status, then policy, which reserves the worst case.
+    Returns trust's gate (None with trust off): routing reads its lane."""
     assert call.identity is not None
     agent = gw.directory.agent(call.identity.name)
     if agent is not None and agent.status == "disabled":
@@ -134,6 +137,7 @@ async def decide(gw: Gateway, call: Call, route: Route) -> None:
     gate = gw.trust.before(call, call.facts)  # type: ignore[arg-type]
     multiplier = gate.rate_multiplier if gate is not None else 1.0
     await gw.governance.admit(call, route, rate_multiplier=multiplier)
+    return gate
 
 
 def record(gw: Gateway, call: Call, request: web.Request) -> None:

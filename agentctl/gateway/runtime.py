@@ -23,11 +23,14 @@ from aiohttp import web
 from agentctl.config import Settings
 from agentctl.counters import open_counters
 from agentctl.counters.failover import FailoverCounters, guard
+from agentctl.errors import GatewayError
 from agentctl.gateway.call import Call
 from agentctl.gateway.changes import ChangeFeed
 from agentctl.gateway.directory import Directory
 from agentctl.gateway.governance import Governance
-from agentctl.gateway.routing import Router
+from agentctl.gateway.pools import Pools
+from agentctl.gateway.proxies import TrustedProxies
+from agentctl.gateway.routing import Router, effective_lane
 from agentctl.gateway.trustkeeper import TrustKeeper
 from agentctl.identity import Identity
 from agentctl.metrics import Metrics, TierReading
@@ -35,6 +38,7 @@ from agentctl.pricing import Pricer
 from agentctl.store.recorder import Recorder
 from agentctl.store.sql import Store
 from agentctl.tracing import Tracer
+from agentctl.trust import Gate
 
 log = logging.getLogger("agentctl.gateway")
 
@@ -45,7 +49,9 @@ class Gateway:
         self.store = store
         self.recorder = recorder
         self.limits = settings.limits
-        self.router = Router(settings.upstreams)
+        self.proxies = TrustedProxies(settings.trusted_proxies)
+        self.router = Router(settings.upstreams, settings.pools, settings.routing)
+        self.pools = Pools(settings.upstreams, settings.routing.health)
         self.pricer = Pricer(dict(settings.pricing.overrides))
         self.directory = Directory(
             store.registry(),
@@ -96,8 +102,8 @@ class Gateway:
         alerts = self.governance.governor.effective(identity).rules.alerts
         return alerts.webhook if alerts is not None else None
 
-    def new_call(self, request: web.Request) -> Call:
-        peer = request.remote or ""
+    def new_call(self, request: web.BaseRequest) -> Call:
+        peer = self.proxies.client(request.remote or "", request.headers)
         agent = request.headers.get("User-Agent", "")
         return Call(
             source=f"{_network(peer)}|{agent.split(' ', 1)[0][:40]}",
@@ -108,6 +114,39 @@ class Gateway:
             client=peer,
             policy_version=self.governance.version,
         )
+
+    def begin(self, call: Call) -> None:
+        """Journal the `begin` line before forwarding. A journal that cannot be written
+        (disk full, I/O error) refuses the request under `audit.on_journal_failure:
+        closed`: nothing is forwarded that a crash could leave unaccounted."""
+        try:
+            self.recorder.begin(call.begin_row())
+        except OSError as exc:
+            if self.settings.audit.on_journal_failure == "open":
+                if self.recorder.journal_failing is None:
+                    log.error("audit journal write failed (%s); serving anyway (open)", exc)
+                self.recorder.journal_failing = exc
+                return
+            self.recorder.journal_failing = exc
+            raise GatewayError(
+                503,
+                "audit_unavailable",
+                f"the gateway cannot write its audit journal ({exc.strerror or exc}); it "
+                "refuses to forward requests it could not account for. Retry later; an "
+                f"operator must free space under {self.settings.journal_path}",
+                headers={"Retry-After": "5"},
+            ) from None
+
+    def lane_for(self, call: Call, gate: Gate | None) -> str:
+        """Policy's lane, moved by trust (`routing.effective_lane`); shown to the client."""
+        policy_lane = call.admission.lane if call.admission is not None else "standard"
+        lane = effective_lane(
+            policy_lane,
+            gate.lane if gate is not None else None,
+            trust_lanes=self.settings.routing.trust_lanes,
+        )
+        call.extra_headers["x-agentctl-lane"] = lane
+        return lane
 
     def own_headers(self, call: Call) -> dict[str, str]:
         headers = {"x-request-id": call.request_id}

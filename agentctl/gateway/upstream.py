@@ -6,19 +6,26 @@ the identity header is forwarded unchanged unless `identity.forward_header` is o
 aiohttp decompresses upstream bodies, so `Content-Encoding`/`Content-Length` are
 dropped on the way back. Streams are relayed event by event as they arrive.
 
-Failures before the first byte reaches the client become OpenAI-shaped 502
-(`upstream_unavailable`, connection refused/reset) or 504 (`upstream_timeout`).
-Upstream error statuses are passed through with their body and retry headers, and
-marked `x-agentctl-upstream-status` so nobody mistakes them for the gateway's own.
-A failure mid-stream cannot change the status any more: the client gets an SSE
-`error` event (the OpenAI SDKs raise `APIError` on it) and the stream ends.
+Fallback (`forward`'s loop, slots from `attempts.Attempts`): until the client has a
+byte, a connect error, a timeout, a 5xx or a 429 moves the request to the next member
+of its pool (per the pool's `fallback_on` and `max_attempts`). JSON bodies are read
+whole before the client sees anything, and a stream's first chunk is read before the
+client gets its headers, so a stream that dies before its first event falls back too.
+When no fallback is left, the last failure reaches the client: OpenAI-shaped 502
+(`upstream_unavailable`, connection refused/reset) or 504 (`upstream_timeout`), or
+the upstream's own error status passed through with its body and retry headers,
+marked `x-agentctl-upstream-status` so nobody mistakes it for the gateway's own.
+A failure mid-stream cannot change the status any more and is never retried: the
+client gets an SSE `error` event (the OpenAI SDKs raise `APIError` on it), the stream
+ends, and the attempt is audited `after_first_byte`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -27,6 +34,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from agentctl.errors import GatewayError
 from agentctl.facts import CHAT, COMPLETIONS, RequestFacts
+from agentctl.gateway.attempts import Attempts
 from agentctl.gateway.call import Call
 from agentctl.gateway.metering import StreamMeter, estimate
 from agentctl.gateway.routing import Route
@@ -132,82 +140,189 @@ def _sse_error(message: str, code: str) -> bytes:
     return b"data: " + json.dumps(payload).encode() + b"\n\n"
 
 
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """What one attempt sends: the body (model renamed, usage injected) and headers."""
+
+    payload: bytes
+    headers: CIMultiDict[str]
+    hide_usage_chunk: bool
+
+
+def outbound(
+    route: Route,
+    raw: bytes,
+    body: dict[str, Any],
+    facts: RequestFacts,
+    client: CIMultiDictProxy[str],
+    secret: str | None,
+    forward_identity: bool,
+) -> Outbound:
+    hide = needs_usage_injection(facts, body, route)
+    payload = raw
+    if route.model != facts.model or hide:
+        changed = {**body, "model": route.model} if route.model != facts.model else body
+        payload = inject_usage(changed) if hide else json.dumps(changed).encode()
+    return Outbound(payload, upstream_headers(client, route, secret, forward_identity), hide)
+
+
+def failure_kind(status: int) -> str | None:
+    """The `fallback_on` kind of an upstream answer, None when it is not a failure."""
+    if status == 429:
+        return "429"
+    return "5xx" if status >= 500 else None
+
+
+class _Failed(Exception):
+    """An attempt failed before the client saw a byte: `kind` for fallback, `error` for it."""
+
+    def __init__(self, kind: str, label: str, error: GatewayError) -> None:
+        super().__init__(error.message)
+        self.kind, self.label, self.error = kind, label, error
+
+
 async def forward(
     *,
     session: aiohttp.ClientSession,
     request: web.Request,
     call: Call,
-    route: Route,
-    payload: bytes,
-    headers: CIMultiDict[str],
+    attempts: Attempts,
+    prepare: Callable[[Route], Outbound],
     facts: RequestFacts,
-    hide_usage_chunk: bool,
     max_response_bytes: int,
     own_headers: dict[str, str],
     on_final: Callable[[], None],
 ) -> web.StreamResponse:
-    """`on_final` journals the audit record; streams call it before the last event."""
+    """Send to the upstream `attempts` holds; fall back while the client has no byte.
+
+    `on_final` journals the audit record; streams call it before the last event."""
+    route = attempts.route
+    assert route is not None
+    while True:
+        out = prepare(route)
+        upstream: aiohttp.ClientResponse | None = None
+        chunks: AsyncIterator[bytes] | None = None
+        first = raw = b""
+        try:
+            upstream = await _send(session, request, route, out)
+            status = upstream.status
+            attempts.attempt["status"] = status
+            ctype = upstream.headers.get("Content-Type", "")
+            streaming = status == 200 and ctype.startswith("text/event-stream")
+            if streaming:
+                chunks = upstream.content.iter_any().__aiter__()
+                first = await _first_chunk(chunks, route)
+            else:
+                raw = await _read_body(upstream, max_response_bytes)
+        except _Failed as failed:
+            if upstream is not None:
+                upstream.release()
+            attempts.attempt["error"] = failed.label
+            following = await attempts.fall_back(failed.kind)
+            if following is None:
+                raise failed.error from None
+            route = following
+            continue
+        assert upstream is not None
+        try:
+            if chunks is not None:
+                call.status = status
+                response = await _relay_stream(
+                    request, call, upstream, chunks, first, facts, out, own_headers, on_final
+                )
+                _judge_stream(call, attempts)
+                return response
+            kind = failure_kind(status)
+            if kind is not None and attempts.can_fall_back(kind):
+                upstream.release()
+                following = await attempts.fall_back(kind)
+                if following is not None:
+                    route = following
+                    continue
+            attempts.verdict = kind is None
+            return _answer(call, status, upstream.headers, raw, facts, own_headers)
+        finally:
+            upstream.release()
+
+
+async def _send(
+    session: aiohttp.ClientSession, request: web.Request, route: Route, out: Outbound
+) -> aiohttp.ClientResponse:
     timeouts = route.upstream.timeouts
     client_timeout = aiohttp.ClientTimeout(
         total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.idle
     )
-    attempt: dict[str, Any] = {"upstream": route.upstream.name}
-    call.attempts.append(attempt)
     try:
         async with asyncio.timeout(timeouts.first_byte):
-            upstream = await session.request(
+            return await session.request(
                 request.method,
                 route.url,
-                data=payload,
-                headers=headers,
+                data=out.payload,
+                headers=out.headers,
                 timeout=client_timeout,
                 allow_redirects=False,
             )
     except TimeoutError:
-        attempt["error"] = "timeout"
-        raise GatewayError(
-            504,
-            "upstream_timeout",
-            f"upstream {route.upstream.name!r} did not answer within {timeouts.first_byte:g}s",
+        raise _Failed(
+            "timeout",
+            "timeout",
+            GatewayError(
+                504,
+                "upstream_timeout",
+                f"upstream {route.upstream.name!r} did not answer within {timeouts.first_byte:g}s",
+            ),
         ) from None
     except aiohttp.ClientError as exc:
-        attempt["error"] = type(exc).__name__
-        raise GatewayError(
-            502,
-            "upstream_unavailable",
-            f"upstream {route.upstream.name!r} is unreachable ({type(exc).__name__})",
+        raise _Failed(
+            "connect",
+            type(exc).__name__,
+            GatewayError(
+                502,
+                "upstream_unavailable",
+                f"upstream {route.upstream.name!r} is unreachable ({type(exc).__name__})",
+            ),
         ) from None
-    attempt["status"] = upstream.status
+
+
+async def _first_chunk(chunks: AsyncIterator[bytes], route: Route) -> bytes:
+    """A stream's first chunk, read before the client gets a header: a stream that
+    breaks before it can still fall back."""
     try:
-        call.status = upstream.status
-        ctype = upstream.headers.get("Content-Type", "")
-        if upstream.status == 200 and ctype.startswith("text/event-stream"):
-            return await _relay_stream(
-                request, call, upstream, facts, hide_usage_chunk, own_headers, on_final
-            )
-        return await _relay_body(call, upstream, facts, max_response_bytes, own_headers)
-    finally:
-        upstream.release()
+        return await anext(chunks)
+    except StopAsyncIteration:
+        return b""
+    except TimeoutError:
+        raise _Failed(
+            "timeout",
+            "stream_timeout",
+            GatewayError(
+                504, "upstream_timeout", "upstream stream went idle before its first event"
+            ),
+        ) from None
+    except aiohttp.ClientError as exc:
+        raise _Failed(
+            "connect",
+            type(exc).__name__,
+            GatewayError(
+                502,
+                "upstream_unavailable",
+                f"upstream {route.upstream.name!r} failed before its first event "
+                f"({type(exc).__name__})",
+            ),
+        ) from None
 
 
-async def _relay_body(
-    call: Call,
-    upstream: aiohttp.ClientResponse,
-    facts: RequestFacts,
-    max_response_bytes: int,
-    own_headers: dict[str, str],
-) -> web.Response:
+async def _read_body(upstream: aiohttp.ClientResponse, max_response_bytes: int) -> bytes:
+    too_large = GatewayError(
+        502, "upstream_response_too_large", "upstream response exceeds the size cap"
+    )
     try:
         length = upstream.content_length
         if length is not None and length > max_response_bytes:
-            raise GatewayError(
-                502, "upstream_response_too_large", "upstream response exceeds the size cap"
-            )
+            raise too_large
         raw = await upstream.content.read(max_response_bytes + 1)
         if len(raw) > max_response_bytes:
-            raise GatewayError(
-                502, "upstream_response_too_large", "upstream response exceeds the size cap"
-            )
+            raise too_large
         # read(n) may return early; drain the rest up to the cap.
         while not upstream.content.at_eof():
             more = await upstream.content.read(max_response_bytes + 1 - len(raw))
@@ -215,18 +330,35 @@ async def _relay_body(
                 break
             raw += more
             if len(raw) > max_response_bytes:
-                raise GatewayError(
-                    502, "upstream_response_too_large", "upstream response exceeds the size cap"
-                )
+                raise too_large
     except TimeoutError:
-        raise GatewayError(504, "upstream_timeout", "upstream stopped sending its body") from None
-    except aiohttp.ClientError as exc:
-        raise GatewayError(
-            502, "upstream_unavailable", f"upstream body failed ({type(exc).__name__})"
+        raise _Failed(
+            "timeout",
+            "body_timeout",
+            GatewayError(504, "upstream_timeout", "upstream stopped sending its body"),
         ) from None
+    except aiohttp.ClientError as exc:
+        raise _Failed(
+            "connect",
+            type(exc).__name__,
+            GatewayError(
+                502, "upstream_unavailable", f"upstream body failed ({type(exc).__name__})"
+            ),
+        ) from None
+    return raw
+
+
+def _answer(
+    call: Call,
+    status: int,
+    upstream_headers: CIMultiDictProxy[str],
+    raw: bytes,
+    facts: RequestFacts,
+    own_headers: dict[str, str],
+) -> web.Response:
+    call.status = status
     call.mark_first_byte()
-    headers = response_headers(upstream.headers)
-    status = upstream.status
+    headers = response_headers(upstream_headers)
     parsed: Any = None
     if raw[:1] in (b"{", b"[") or raw.lstrip()[:1] in (b"{", b"["):
         try:
@@ -256,23 +388,45 @@ async def _relay_body(
     return web.Response(status=status, body=raw, headers=headers)
 
 
+def _judge_stream(call: Call, attempts: Attempts) -> None:
+    """A relayed stream's health verdict; a break after the first byte is audited on
+    its attempt and never retried (the client already has part of an answer)."""
+    if call.outcome in ("upstream_error", "timeout"):
+        attempts.verdict = False
+        attempts.attempt["error"] = (
+            "stream_timeout" if call.outcome == "timeout" else "stream_reset"
+        )
+        attempts.attempt["after_first_byte"] = True
+    elif call.outcome != "disconnected":
+        attempts.verdict = True
+
+
+async def _chain(first: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in chunks:
+        yield chunk
+
+
 async def _relay_stream(
     request: web.Request,
     call: Call,
     upstream: aiohttp.ClientResponse,
+    chunks: AsyncIterator[bytes],
+    first: bytes,
     facts: RequestFacts,
-    hide_usage_chunk: bool,
+    out_bound: Outbound,
     own_headers: dict[str, str],
     on_final: Callable[[], None],
 ) -> web.StreamResponse:
     headers = response_headers(upstream.headers)
     headers.update(own_headers)
     out = web.StreamResponse(status=200, headers=headers)
-    meter = StreamMeter(facts.endpoint, hide_usage_chunk=hide_usage_chunk)
+    meter = StreamMeter(facts.endpoint, hide_usage_chunk=out_bound.hide_usage_chunk)
     try:
         await out.prepare(request)
         final = False
-        async for chunk in upstream.content.iter_any():
+        async for chunk in _chain(first, chunks):
             data = meter.feed(chunk)
             if meter.terminal and not final:
                 final = True

@@ -32,12 +32,18 @@ agents:
 """
 
 
+_prompts = iter(range(10**9))
+
+
 async def chat(client: httpx.AsyncClient, url: str, agent: str) -> tuple[int, dict[str, Any]]:
+    # A distinct prompt each time: one prompt repeated 180 times is a loop, and trust
+    # would (rightly) block it before the rate limit had its say.
+    prompt = f"one two three {next(_prompts)}"
     resp = await client.post(
         url + "/v1/chat/completions",
         json={
             "model": "gpt-4o-mini",
-            "messages": [{"role": "user", "content": "one two three"}],
+            "messages": [{"role": "user", "content": prompt}],
             "max_tokens": 16,
         },
         headers={
@@ -67,8 +73,13 @@ async def test_three_gateways_enforce_one_set_of_limits(
 ) -> None:
     policy = tmp_path / "scale.yaml"
     policy.write_text(POLICY)
+    # These agents are unregistered (unverified): trust would run them at probation,
+    # a quarter of the policy's rates. This test is about shared counters: trust off.
+    config = tmp_path / "agentctl.yaml"
+    config.write_text("trust: {enabled: false}\n")
     env = {"AGENTCTL_COUNTERS": redis_url}  # the CLI announces changes on the Redis feed
-    args = ["--db", migrated_pg, "--counters", redis_url, "--upstream", sim.openai_url,
+    args = ["--config", str(config), "--db", migrated_pg, "--counters", redis_url,
+            "--upstream", sim.openai_url,
             "--upstream-key-env", "SIM_PROVIDER_KEY"]  # fmt: skip
     gateways = [GatewayProcess(args, tmp_path / f"home-{i}") for i in range(3)]
     store = Store(migrated_pg)

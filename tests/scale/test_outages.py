@@ -90,7 +90,12 @@ async def test_redis_outage_open_serves_with_per_process_limits(
     home: Path, sim: RunningSimulator, private_redis: PrivateRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
     gateway = GatewayHarness(home, sim)
-    await gateway.start(counters=private_redis.url, counters_options={"on_failure": "open"})
+    # Trust off: its tier multiplier would scale rpm 5 down, and this test counts to 5.
+    await gateway.start(
+        counters=private_redis.url,
+        counters_options={"on_failure": "open"},
+        trust={"enabled": False},
+    )
     try:
         await apply(gateway, "apiVersion: agentctl/v1\nagents:\n  bot-a:\n    rate: {rpm: 5}\n")
         client = gateway.aclient(max_retries=0)
