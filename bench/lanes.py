@@ -41,7 +41,7 @@ import aiohttp
 import load
 from results import fmt, header, plain, table, write_section
 from run import apply_policy
-from servers import BENCH, Server, cores, free_port, warm_bytecode
+from servers import Server, cores, free_port, warm_bytecode
 
 from agentctl.config import Upstream
 from agentctl.gateway.pools import lane_ceilings

@@ -10,7 +10,7 @@ size and grouping (agent, team, day) it reports:
 - `engine`: `build_report` alone in this process, best of --runs;
 - `scan`: the same totals by a plain GROUP BY over the records (what a report
   would cost without rollups), for comparison.
-`--write` writes the table to bench/RESULTS-audit.md.
+`--write` writes the table into its section of bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -153,10 +153,10 @@ def main() -> int:
             f"Python {platform.python_version()}, SQLite {_sqlite()}; "
             f"load average at the end {load[0]:.1f}"
         )
-        (ROOT / "bench" / "RESULTS-audit.md").write_text(
-            RESULTS.format(table=table, machine=machine, notes="; ".join(notes)),
-            encoding="utf-8",
-        )
+        from results import demote, write_section  # bench/ is on sys.path when run
+
+        text = RESULTS.format(table=table, machine=machine, notes="; ".join(notes))
+        write_section("audit", demote(text))
     return 0
 
 

@@ -81,6 +81,11 @@ def header(title: str, argv: Sequence[str] | None = None) -> str:
     return "\n".join(lines)
 
 
+def demote(markdown: str) -> str:
+    """Headings one level down: a script's own document becomes a section of RESULTS.md."""
+    return re.sub(r"^(#+) ", r"#\1 ", markdown, flags=re.M)
+
+
 def write_section(name: str, markdown: str, path: Path = RESULTS) -> None:
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     block = f"{start}\n{markdown.rstrip()}\n{end}"

@@ -2,7 +2,7 @@
 worker with memory counters.
 
     .venv/bin/python bench/scale.py                 # 5 s per cell, about a minute
-    .venv/bin/python bench/scale.py --write         # also write bench/RESULTS-scale.md
+    .venv/bin/python bench/scale.py --write         # also write its section of bench/RESULTS.md
 
 Cells: memory x 1 worker, redis x 1, 2 and 4 workers. Each cell gets a fresh home
 (SQLite store with bench/policy.yaml applied, so every check, reservation and
@@ -31,6 +31,7 @@ from typing import Any
 
 import load
 import wrk
+from results import demote, write_section
 from servers import ROOT, Server, child_env, cpu_seconds, free_port, simulator, warm_bytecode
 
 REDIS = os.environ.get("AGENTCTL_BENCH_REDIS", "redis://127.0.0.1:6379/0")
@@ -146,7 +147,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per cell")
     parser.add_argument("--concurrency", type=int, default=64, help="wrk connections")
-    parser.add_argument("--write", action="store_true", help="write bench/RESULTS-scale.md")
+    parser.add_argument("--write", action="store_true", help="write into bench/RESULTS.md")
     args = parser.parse_args()
     if not wrk.available():
         sys.exit("bench/scale.py needs wrk on PATH")
@@ -161,7 +162,7 @@ def main() -> None:
     text = report(rows, args, started)
     print(text)
     if args.write:
-        (ROOT / "bench" / "RESULTS-scale.md").write_text(text)
+        write_section("scale", demote(text))
 
 
 if __name__ == "__main__":

@@ -968,7 +968,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history-days", type=int, default=None)
     parser.add_argument("--incidents", type=int, default=None, help="instances of each incident")
     parser.add_argument("--small", action="store_true", help="the CI-sized run")
-    parser.add_argument("--write", action="store_true", help="write bench/RESULTS-trust.md")
+    parser.add_argument("--write", action="store_true", help="write into bench/RESULTS.md")
     args = parser.parse_args(argv)
     cfg = SimConfig.small(args.seed) if args.small else SimConfig(seed=args.seed)
     for name in ("agents", "weeks", "history_days", "incidents"):
@@ -986,7 +986,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(text)
     if args.write:
-        Path(__file__).with_name("RESULTS-trust.md").write_text(text)
+        from results import demote, write_section  # bench/ is on sys.path when run
+
+        write_section("trust", demote(text))
     return 0 if all(ok for _, _, ok in result.targets().values()) else 1
 
 
