@@ -58,6 +58,9 @@ class TrustKeeper:
         self.session: aiohttp.ClientSession | None = None
         self.webhook_for: Any = None  # callable(identity) -> url | None, set by the gateway
         self._override_cursor = 0
+        # unique per gateway, even for two gateways in one process (tests)
+        self._peer_actor = f"{TRUST_ACTOR}@{instance}/{secrets.token_hex(3)}"
+        self.announce: Any = None  # callable(topic): pokes the other gateways' change feed
         self._known: set[str] = set()  # agents whose binding the engine has been told
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -117,6 +120,13 @@ class TrustKeeper:
                 events = self.engine.unpin(row["agent"], row["reason"] or "")
             elif row["action"] == "rebaseline":
                 events = self.engine.rebaseline(row["agent"], row["reason"] or "")
+            elif row["action"] == "contain":
+                if row["actor"] != self._peer_actor:  # our own containment, shared
+                    events = self.engine.contain_from_peer(
+                        row["agent"], row["tier"] or "", origin=row["actor"]
+                    )
+                    self._handle(events, shared=True)
+                continue
             else:
                 continue
             for event in events:
@@ -219,9 +229,16 @@ class TrustKeeper:
 
     # -- acting on events ----------------------------------------------------------------
     def _handle(
-        self, events: list[TrustEvent], *, actor: str = TRUST_ACTOR, latch: bool = True
+        self,
+        events: list[TrustEvent],
+        *,
+        actor: str = TRUST_ACTOR,
+        latch: bool = True,
+        shared: bool = False,
     ) -> None:
         for event in events:
+            if event.kind == "throttle" and event.automatic and not shared:
+                self._spawn(self._share(event))
             self.recorder.record(_event_row(event, actor))
             level = logging.WARNING if event.kind in ("throttle", "disable") else logging.INFO
             log.log(
@@ -259,6 +276,25 @@ class TrustKeeper:
             )
         except Exception:
             log.exception("could not persist the trust disable of %s", event.agent)
+
+    async def _share(self, event: TrustEvent) -> None:
+        """Tell the other gateways on this store: they contain the agent too (within the
+        change feed's second; the store poll is the backstop)."""
+        try:
+            await asyncio.to_thread(
+                creds.add_override,
+                self.store,
+                event.agent,
+                "contain",
+                actor=self._peer_actor,
+                reason=_reason(event),
+                tier=event.detector,  # the detector that fired, for the peers' evidence
+                audited=False,
+            )
+            if self.announce is not None:
+                await asyncio.to_thread(self.announce, "trust")
+        except Exception:
+            log.exception("could not share the containment of %s", event.agent)
 
     async def _revoke(self, key_id: str, agent: str) -> None:
         try:

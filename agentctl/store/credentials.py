@@ -145,7 +145,11 @@ def add_override(
     reason: str | None,
     tier: str | None = None,
     ttl_s: float | None = None,
+    audited: bool = True,
 ) -> None:
+    """An operator override (pin, unpin, rebaseline; audited as an operator event), or a
+    containment shared by one gateway with the others (`contain`, `audited=False`: the
+    gateway that contained the agent audits it as a trust event, each peer as its own)."""
     with Session(store.engine) as session, session.begin():
         session.add(
             TrustOverride(
@@ -162,6 +166,8 @@ def add_override(
         session.flush()
         conn = session.connection()
         store._bump(conn, "trust")
+        if not audited:
+            return
         store._append_event(
             conn,
             f"trust_{action}",

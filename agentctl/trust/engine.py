@@ -34,6 +34,7 @@ from agentctl.trust.events import TrustEvent
 from agentctl.trust.explain import describe
 from agentctl.trust.gate import QUARANTINED_RULE, Gate, Observation
 from agentctl.trust.limits import admit
+from agentctl.trust.signals import LOOP, STATISTICAL, Signal
 from agentctl.trust.storms import ErrorWindow, Fleet
 
 SNAPSHOT_VERSION = 1
@@ -287,6 +288,20 @@ class TrustEngine:
     def _expire_pin(self, agent: AgentState, now: float) -> list[TrustEvent]:
         self._pinned.discard(agent.key)
         return operators.release(agent, "pin expired", now, automatic=True)
+
+    def contain_from_peer(
+        self, agent_key: str, detector: str, origin: str, now: float | None = None
+    ) -> list[TrustEvent]:
+        """Another gateway contained this agent: contain it here too (the same strict
+        buckets and drop to probation as a local throttle), so N gateways behind a load
+        balancer let a runaway through at the throttle rate once, not N times."""
+        now = self.clock() if now is None else now
+        agent = self._agent(agent_key, now)
+        if agent.containment is not None or agent.tiers.tier is Tier.QUARANTINED:
+            return []
+        evidence = {"peer_detector": detector, "origin": origin}
+        sig = Signal("peer", LOOP if detector == "loop" else STATISTICAL, 0.0, 0.0, now, evidence)
+        return actions.throttle(agent, sig, now, None)
 
     def rebaseline(self, agent_key: str, reason: str, now: float | None = None) -> list[TrustEvent]:
         """Accept current behaviour: peaks, model ceiling and creep reference are relearnt."""
