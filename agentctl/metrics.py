@@ -77,6 +77,12 @@ class BudgetSource(Protocol):
     def budget_readings(self) -> Iterable[BudgetReading]: ...
 
 
+class UpstreamSource(Protocol):
+    def slot_readings(self) -> Iterable[tuple[str, str, int]]: ...  # (upstream, lane, n)
+    def queue_readings(self) -> Iterable[tuple[str, str, int]]: ...  # (pool, lane, n)
+    def health_readings(self) -> Iterable[tuple[str, bool]]: ...  # (upstream, healthy)
+
+
 class TierSource(Protocol):
     def tier_readings(self) -> Iterable[TierReading]: ...
 
@@ -195,6 +201,7 @@ class Metrics:
         self.observers = list(observers)
         self.budgets: BudgetSource | None = None
         self.tiers: TierSource | None = None
+        self.upstreams: UpstreamSource | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Exporter(self))
 
@@ -328,6 +335,8 @@ class _Exporter:
         yield GaugeMetricFamily(
             "agentctl_audit_queue_depth", "Audit records not yet stored.", value=m.queue_depth()
         )
+        if m.upstreams is not None:
+            yield from _upstream_families(m.upstreams)
         folded = CounterMetricFamily(
             "agentctl_metrics_folded",
             "Observations counted under _other by the cardinality guard.",
@@ -389,3 +398,30 @@ def _bounded(m: Metrics, readings: list[Any]) -> Iterator[Any]:
                 continue
             extra.add(reading.agent)
         yield reading
+
+
+def _upstream_families(source: UpstreamSource) -> Iterator[Metric]:
+    slots = GaugeMetricFamily(
+        "agentctl_upstream_in_flight",
+        "Requests holding an upstream slot, by lane.",
+        labels=["upstream", "lane"],
+    )
+    for upstream, lane, n in source.slot_readings():
+        slots.add_metric([upstream, lane], n)
+    yield slots
+    queued = GaugeMetricFamily(
+        "agentctl_upstream_queue_depth",
+        "Requests waiting for an upstream slot, by pool and lane.",
+        labels=["pool", "lane"],
+    )
+    for pool, lane, n in source.queue_readings():
+        queued.add_metric([pool, lane], n)
+    yield queued
+    healthy = GaugeMetricFamily(
+        "agentctl_upstream_healthy",
+        "1 while the upstream takes traffic, 0 while it is ejected.",
+        labels=["upstream"],
+    )
+    for upstream, ok in source.health_readings():
+        healthy.add_metric([upstream], 1 if ok else 0)
+    yield healthy

@@ -263,6 +263,24 @@ class Pools:
             return
         loop.call_later(max(delay, 0.0) + 0.001, self._dispatch)
 
+    # -- readings for /metrics (metrics.UpstreamSource) ------------------------------------
+    def slot_readings(self) -> list[tuple[str, str, int]]:
+        return [
+            (name, lane, member.in_flight[i])
+            for name, member in self.members.items()
+            for i, lane in enumerate(LANES)
+        ]
+
+    def queue_readings(self) -> list[tuple[str, str, int]]:
+        return [
+            (pool, lane, counts[i])
+            for pool, counts in self.waiting.items()
+            for i, lane in enumerate(LANES)
+        ]
+
+    def health_readings(self) -> list[tuple[str, bool]]:
+        return [(name, m.health.state != EJECTED) for name, m in self.members.items()]
+
     def view(self) -> dict[str, Any]:
         return {name: member_view(m) for name, m in self.members.items()}
 

@@ -25,7 +25,7 @@ from agentctl.counters import open_counters
 from agentctl.counters.failover import FailoverCounters, guard
 from agentctl.errors import GatewayError
 from agentctl.gateway.call import Call
-from agentctl.gateway.changes import ChangeFeed
+from agentctl.gateway.changes import ChangeFeed, announce
 from agentctl.gateway.directory import Directory
 from agentctl.gateway.governance import Governance
 from agentctl.gateway.pools import Pools
@@ -80,6 +80,8 @@ class Gateway:
             settings.trust, store, self.directory, recorder, instance=_instance_id()
         )
         self.trust.webhook_for = self._webhook_for
+        if ChangeFeed.for_settings(settings) is not None:  # Redis: peers hear it at once
+            self.trust.announce = lambda topic: announce(topic, settings=settings)
         self.governance.on_trip = lambda trip, rid: self.trust.breaker(
             trip.agent, trip.rule_id, trip.spent_pico, trip.threshold_pico, rid
         )
@@ -91,6 +93,7 @@ class Gateway:
             observers=[self.tracer.annotate] if self.tracer else [],
         )
         self.metrics.tiers = self
+        self.metrics.upstreams = self.pools
 
     def tier_readings(self) -> list[TierReading]:
         engine = self.trust.engine

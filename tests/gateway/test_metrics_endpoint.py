@@ -14,8 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agentctl.config import MetricsSettings, Upstream
 from agentctl.money import PICO
+from agentctl.simulator import RunningSimulator
 from tests.gateway.support import BODY, MESSAGES, eventually, post
-from tests.harness import IDENTITY, GatewayHarness
+from tests.harness import IDENTITY, GatewayHarness, sim_upstream
 
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -196,3 +197,37 @@ async def test_openmetrics_when_asked(gateway: GatewayHarness) -> None:
         resp = await client.get("/metrics", headers={"Accept": accept})
     assert resp.headers["content-type"].startswith("application/openmetrics-text")
     assert resp.text.rstrip().endswith("# EOF")
+
+
+async def test_upstream_slots_queue_and_health_are_scraped(
+    home: Path, sim: RunningSimulator
+) -> None:
+    """One slot, one slow request holding it, one waiting: the scrape shows both."""
+    gateway = GatewayHarness(home, sim)
+    await gateway.start(upstreams=(sim_upstream(sim, max_concurrency=1),))
+    try:
+        slow = asyncio.create_task(post(gateway, **{"x-sim-latency-ms": "1500"}))
+
+        async def holding() -> bool:
+            return gateway.gw.pools.members["sim"].total == 1
+
+        await eventually(holding)
+        waiting = asyncio.create_task(post(gateway, **{"x-sim-latency-ms": "0"}))
+
+        async def queued() -> bool:
+            return sum(gateway.gw.pools.queued("sim")) == 1
+
+        await eventually(queued)
+        series = await scrape(gateway)
+        in_flight = by(series, "agentctl_upstream_in_flight", "upstream", "lane")
+        assert in_flight[("sim", "standard")] == 1
+        assert sum(in_flight.values()) == 1
+        depth = by(series, "agentctl_upstream_queue_depth", "pool", "lane")
+        assert depth[("sim", "standard")] == 1 and sum(depth.values()) == 1
+        assert by(series, "agentctl_upstream_healthy", "upstream") == {("sim",): 1.0}
+        assert (await slow).status_code == 200 and (await waiting).status_code == 200
+        after = await scrape(gateway)
+        assert sum(by(after, "agentctl_upstream_queue_depth", "pool", "lane").values()) == 0
+        assert sum(by(after, "agentctl_upstream_in_flight", "upstream", "lane").values()) == 0
+    finally:
+        await gateway.stop()
