@@ -27,11 +27,20 @@ class Provider:
     def tier_readings(self) -> list[TierReading]:
         return [TierReading("bot-a", "standard")]
 
+    def slot_readings(self) -> list[tuple[str, str, int]]:
+        return [("openai", "batch", 3)]
+
+    def queue_readings(self) -> list[tuple[str, str, int]]:
+        return [("gpt", "batch", 2)]
+
+    def health_readings(self) -> list[tuple[str, bool]]:
+        return [("openai", True)]
+
 
 def exported() -> dict[str, set[str]]:
     """Every sample name a fully fed gateway exposes, with its label names."""
     metrics = Metrics()
-    metrics.budgets = metrics.tiers = Provider()
+    metrics.budgets = metrics.tiers = metrics.upstreams = Provider()
     metrics.observe(make_call())
     metrics.observe(make_call(status=403, outcome="refused", rule="agent_disabled"))
     body, _ = metrics.exposition(None)
