@@ -234,6 +234,28 @@ class CountersBlock(CountersOptions):
     url: str = "memory://"
 
 
+class AuditBodies(_Model):
+    """Opt-in storage of prompts and completions in audit records (agentctl/audit/capture.py),
+    redacted first: `redact` names built-in detectors (email, api_key, card), `custom`
+    adds regular expressions (a string, or `{name, pattern}`)."""
+
+    store: bool = False
+    max_chars: int = Field(default=16384, ge=256)
+    redact: tuple[Literal["email", "api_key", "card"], ...] = ("email", "api_key", "card")
+    custom: tuple[str | dict[str, str], ...] = ()
+
+    @field_validator("custom")
+    @classmethod
+    def _compiles(cls, v: tuple[str | dict[str, str], ...]) -> tuple[str | dict[str, str], ...]:
+        from agentctl.audit.redaction import RedactionError, Redactor
+
+        try:
+            Redactor(detect=(), custom=v)
+        except (RedactionError, KeyError, TypeError) as exc:
+            raise ValueError(f"{exc}; a custom pattern is a regex or {{name, pattern}}") from None
+        return v
+
+
 class Audit(_Model):
     """`on_journal_failure`: when the journal cannot be written (disk full, I/O error),
     `closed` refuses new requests with 503 `audit_unavailable` until it can; `open`
@@ -242,6 +264,7 @@ class Audit(_Model):
     flush_interval_ms: int = 100
     journal: bool = True
     on_journal_failure: Literal["closed", "open"] = "closed"
+    bodies: AuditBodies = AuditBodies()
 
 
 class MetricsSettings(_Model):

@@ -41,6 +41,7 @@ class Call:
     recorded: bool = False  # the audit record has been journaled
     admission: Any = None
     extra_headers: dict[str, str] = field(default_factory=dict)
+    capture: Any = None  # audit.capture.Capture when audit.bodies.store is on
 
     def mark_first_byte(self) -> None:
         if self.ttfb is None:
@@ -116,4 +117,5 @@ class Call:
             "client": self.client,
             "policy_version": self.policy_version,
             "attempts": json.dumps(self.attempts) if self.attempts else "",
+            "detail": self.capture.detail() if self.capture is not None else None,
         }

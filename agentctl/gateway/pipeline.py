@@ -24,6 +24,7 @@ import time
 import aiohttp
 from aiohttp import web
 
+from agentctl.audit.capture import Capture
 from agentctl.errors import GatewayError, Refusal
 from agentctl.gateway.attempts import Attempts
 from agentctl.gateway.call import Call
@@ -77,6 +78,9 @@ async def proxy(gw: Gateway, request: web.Request, call: Call, endpoint: str) ->
     facts = call.facts = extract_facts(
         body, len(raw), endpoint, request.path, _retry_count(request)
     )
+    if gw.redactor is not None:  # opt-in: prompts and completions in the audit record
+        call.capture = Capture(gw.redactor, gw.settings.audit.bodies.max_chars)
+        call.capture.take_request(body)
     plan = gw.router.plan(facts.model, endpoint, request.path)
     if plan is None:
         raise GatewayError(

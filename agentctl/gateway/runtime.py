@@ -20,6 +20,7 @@ import time
 import aiohttp
 from aiohttp import web
 
+from agentctl.audit.redaction import Redactor
 from agentctl.config import Settings
 from agentctl.counters import open_counters
 from agentctl.counters.failover import FailoverCounters, guard
@@ -52,6 +53,10 @@ class Gateway:
         self.proxies = TrustedProxies(settings.trusted_proxies)
         self.router = Router(settings.upstreams, settings.pools, settings.routing)
         self.pools = Pools(settings.upstreams, settings.routing.health)
+        bodies = settings.audit.bodies
+        self.redactor = (
+            Redactor(detect=bodies.redact, custom=bodies.custom) if bodies.store else None
+        )
         self.pricer = Pricer(dict(settings.pricing.overrides))
         self.directory = Directory(
             store.registry(),
