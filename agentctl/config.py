@@ -13,6 +13,7 @@ import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -118,6 +119,10 @@ class Upstream(_Model):
     def _url(cls, v: str) -> str:
         if not v.startswith(("http://", "https://")):
             raise ValueError("base_url must start with http:// or https://")
+        if "@" in urlsplit(v).netloc:  # user:password@host is a literal secret
+            raise ValueError(
+                'base_url must not carry credentials; use api_key: {"$env": NAME} instead'
+            )
         return v.rstrip("/")
 
 
@@ -422,13 +427,21 @@ def read_file_config(path: Path | None, home: Path) -> FileConfig:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must be a mapping of settings")
     try:
         return FileConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_explain(exc)}") from exc
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's message spans several lines with a caret drawing; one line is enough."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
 
 
 def _explain(exc: ValidationError) -> str:

@@ -24,13 +24,16 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from agentctl.codec import dumps_line
 from agentctl.config import Upstream
+from agentctl.counters.memory import MemoryCounters
 from agentctl.facts import CHAT
 from agentctl.gateway.call import Call
 from agentctl.gateway.directory import Directory
@@ -39,6 +42,8 @@ from agentctl.gateway.reading import extract_facts, parse_body
 from agentctl.gateway.routing import Router
 from agentctl.gateway.upstream import response_headers, upstream_headers
 from agentctl.identity import DEFAULT_PURPOSES, parse_identity
+from agentctl.policy.governor import Governor
+from agentctl.policy.loader import load_text
 from agentctl.pricing import Pricer
 from agentctl.simulator import start_simulator
 from agentctl.store.chain import record_hash
@@ -48,6 +53,16 @@ from agentctl.usage import Usage
 PATH = "/v1/chat/completions"
 IDENTITY = "name=bench-bot; owner=perf; purpose=production"
 STREAM_EVENTS = 50
+BENCH_POLICY = Path(__file__).resolve().parent / "policy.yaml"
+
+
+def _done(coro: Any) -> Any:
+    """Run a coroutine that never suspends (memory counters) without an event loop."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    raise RuntimeError("the coroutine suspended")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -139,6 +154,21 @@ def parts(stream: bytes, upstream_resp_headers: dict[str, str]) -> dict[str, Cal
     assert len(events) == STREAM_EVENTS, len(events)
     back = CIMultiDictProxy(CIMultiDict(upstream_resp_headers))
 
+    governor = Governor(load_text(BENCH_POLICY.read_text(), str(BENCH_POLICY)), MemoryCounters())
+    body_facts_once = extract_facts(parse_body(raw), len(raw), CHAT, PATH)
+
+    def govern() -> object:
+        identity = directory.identify(headers)
+        admission = _done(
+            governor.admit(
+                identity,
+                body_facts_once,
+                price_in_pico_per_token=150_000,
+                price_out_pico_per_token=600_000,
+            )
+        )
+        return _done(governor.settle(admission, total_tokens=28, cost_pico=11_400_000))
+
     def identify() -> object:
         return directory.identify(headers)
 
@@ -177,7 +207,7 @@ def parts(stream: bytes, upstream_resp_headers: dict[str, str]) -> dict[str, Cal
 
     def audit_row() -> object:
         row = call.row()
-        return json.dumps({"t": "e", **row}, default=str).encode()
+        return dumps_line({"t": "e", **row})
 
     row = call.row()
 
@@ -195,6 +225,7 @@ def parts(stream: bytes, upstream_resp_headers: dict[str, str]) -> dict[str, Cal
 
     return {
         "identity (Directory.identify, cache hit)": identify,
+        "identify + evaluate + reserve + settle (bench policy, memory counters)": govern,
         "identity parse, no cache": parse_uncached,
         "body parse + facts": body_facts,
         "route + headers to upstream": lambda: (

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/soak.py                  # 30 minutes (issue 10)
     .venv/bin/python bench/soak.py --minutes 2      # a quick check
-    .venv/bin/python bench/soak.py --write          # also write bench/RESULTS-soak.md
+    .venv/bin/python bench/soak.py --write          # also write its section of RESULTS.md
 
 A simulator (`--latency-ms`, `--chunk-delay-ms`) and `agentctl serve` (one process,
 journal and recorder on, bench/agentctl.yaml) run as subprocesses on loopback and are
@@ -37,9 +37,9 @@ from typing import Any
 
 import aiohttp
 from load import chat_body, identity
+from results import write_section
 from servers import BENCH, Server, free_port, simulator
 
-RESULTS = BENCH / "RESULTS-soak.md"
 CHAT = "/v1/chat/completions"
 SAMPLE_S = 10.0
 # What each injected fault must look like in the audit.
@@ -310,7 +310,7 @@ def render(args: argparse.Namespace, result: dict[str, Any], verdict: dict[str, 
     samples: list[Sample] = result["samples"]
     total = sum(tally.sent.values())
     lines = [
-        "# Soak results",
+        "## Soak: 30 minutes at moderate load (bench/soak.py)",
         "",
         f"Command: `.venv/bin/python bench/soak.py {' '.join(args.argv)}`".replace("  ", " "),
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         "--idle-wait", type=float, default=65.0, help="s before an idle fd count (keep-alive)"
     )
     parser.add_argument("--json", type=Path, default=None, help="write raw figures here")
-    parser.add_argument("--write", action="store_true", help=f"write {RESULTS.name}")
+    parser.add_argument("--write", action="store_true", help="write its section of RESULTS.md")
     args = parser.parse_args(argv)
     args.argv = list(argv if argv is not None else sys.argv[1:])
     if args.warmup_minutes is None:
@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         raw["verdict"] = verdict
         args.json.write_text(json.dumps(raw, indent=2, default=str))
     if args.write:
-        RESULTS.write_text(text)
+        write_section("soak", text)
     return 0 if verdict["pass"] else 1
 
 

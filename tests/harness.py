@@ -12,6 +12,7 @@ from aiohttp import web
 from agentctl.config import SecretRef, Settings, Upstream, load_settings
 from agentctl.gateway.app import create_app
 from agentctl.gateway.keys import GATEWAY
+from agentctl.gateway.listener import GatewayRunner
 from agentctl.gateway.runtime import Gateway
 from agentctl.simulator import RunningSimulator
 from agentctl.store.sql import Store
@@ -33,7 +34,7 @@ class GatewayHarness:
     def __init__(self, home: Path, sim: RunningSimulator | None) -> None:
         self.home = home
         self.sim = sim
-        self.runner: web.AppRunner | None = None
+        self.runner: web.AppRunner | None = None  # a GatewayRunner, as `serve` uses
         self.url = ""
         self.settings: Settings | None = None
 
@@ -55,7 +56,7 @@ class GatewayHarness:
     async def start(self, settings: Settings | None = None, **overrides: Any) -> str:
         self.settings = settings or self.make_settings(**overrides)
         self.app = create_app(self.settings)
-        self.runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2)
+        self.runner = GatewayRunner(self.app, access_log=None, shutdown_timeout=2)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()

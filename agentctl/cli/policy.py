@@ -38,6 +38,21 @@ def _identities(store: Store) -> list[Identity]:
     ]
 
 
+def _grouped(summary: dict[str, list[dict[str, Any]]]) -> list[tuple[list[str], Any]]:
+    """Agents with identical changes share one block: 10,000 agents under a new default
+    are one block of changes, not 10,000 copies of it."""
+    groups: dict[str, tuple[list[str], Any]] = {}
+    for agent, items in summary.items():
+        groups.setdefault(repr(items), ([], items))[0].append(agent)
+    return list(groups.values())
+
+
+def _names(agents: list[str], shown: int = 5) -> str:
+    if len(agents) <= shown:
+        return ", ".join(agents)
+    return f"{', '.join(agents[:shown])} and {len(agents) - shown:,} more ({len(agents):,} agents)"
+
+
 @app.command("validate")
 def validate(files: Files, json_out: Json = False) -> None:
     """Check each policy file on its own; exit 1 if any is invalid."""
@@ -109,10 +124,13 @@ def apply(
             }
         )
         return
-    for agent, items in summary.items():
-        render.out(f"[bold]{agent}[/]")
-        for c in items:
-            render.out(f"  {c['path']}: {c['before']!r} -> {c['after']!r}  ({c['scope']})")
+    for agents, items in _grouped(summary):
+        render.block(
+            _names(agents),
+            "\n".join(
+                f"  {c['path']}: {c['before']!r} -> {c['after']!r}  ({c['scope']})" for c in items
+            ),
+        )
     if not summary:
         render.out("no effective change for known agents")
     if dry_run:

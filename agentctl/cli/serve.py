@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
 import logging
@@ -16,6 +15,7 @@ from agentctl.cli.options import ConfigFile, Db
 from agentctl.config import (
     CONFIG_NAME,
     SecretRef,
+    Settings,
     Upstream,
     home_dir,
     load_settings,
@@ -105,10 +105,20 @@ limits:
   max_body_bytes: 33554432          # 32 MiB; larger requests get 413
   default_max_output_tokens: 4096   # reservation estimate when a client sends no max_tokens
   drain_seconds: 30                 # SIGTERM waits this long for in-flight requests
+  max_header_bytes: 8190            # longest request line or header line (431 beyond)
+  max_headers: 100                  # header lines per request (431 beyond)
+  header_timeout_seconds: 30        # a request head must arrive within this (408)
+  body_timeout_seconds: 120         # a request body must arrive within this (408)
+  idle_timeout_seconds: 75          # idle keep-alive connections are closed
+  max_connections: 1000             # requests on connections beyond this get 503
+
+# Reverse proxies whose X-Forwarded-For is believed (addresses or networks).
+# trusted_proxies: [127.0.0.1]
 
 audit:
   flush_interval_ms: 100            # batch audit inserts; the journal makes them crash-safe
   journal: true
+  on_journal_failure: closed        # journal unwritable: closed refuses (503), open serves
 """
 
 
@@ -183,6 +193,7 @@ def serve(
     ] = LogLevel.info,
 ) -> None:
     """Run the gateway."""
+    from agentctl.gateway import eventloop
     from agentctl.gateway.server import check_settings
     from agentctl.gateway.server import serve as run
 
@@ -205,6 +216,11 @@ def serve(
     settings = load_settings(config=config, overrides=overrides)
     check_settings(settings)
 
+    def reload() -> Settings:  # SIGHUP: the same sources, read again
+        fresh = load_settings(config=config, overrides=overrides)
+        check_settings(fresh)
+        return fresh
+
     def ready(url: str) -> None:
         say(f"agentctl gateway listening on {url} (database {safe_url(settings.database)})")
 
@@ -224,6 +240,6 @@ def serve(
                 f"counters {safe_url(settings.counters)})"
             )
 
-        raise typer.Exit(run_workers(settings, workers, on_ready=all_ready))
+        raise typer.Exit(run_workers(settings, workers, on_ready=all_ready, reload=reload))
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(settings, on_ready=ready))
+        eventloop.run(run(settings, on_ready=ready, reload=reload))

@@ -6,7 +6,9 @@ Read-only, under `/admin/`, described by the OpenAPI 3.1 document at
 - a configured admin token (`AGENTCTL_ADMIN_TOKEN`, `admin_token:`) is required on
   every call as `Authorization: Bearer <token>` (401 `admin_token_required`);
 - peers must be loopback addresses (403 `admin_loopback_only`) unless
-  `admin.allow_remote` is on AND a token is configured;
+  `admin.allow_remote` is on AND a token is configured; behind a proxy listed in
+  `trusted_proxies`, the peer is the client it forwards for (gateway.proxies), so a
+  local reverse proxy cannot make remote callers look local;
 - with no token, a request carrying `Forwarded`/`X-Forwarded-For` is refused too: a
   reverse proxy on the same host would otherwise make every caller look local.
 
@@ -38,7 +40,7 @@ PREFIX = "/admin"
 def guard(request: web.Request) -> Gateway:
     gw = request.app[GATEWAY]
     token = gw.settings.admin_token
-    peer = request.remote or ""
+    peer = gw.proxies.client(request.remote or "", request.headers)
     if not is_loopback(peer) and not (token and gw.settings.admin.allow_remote):
         raise GatewayError(
             403,

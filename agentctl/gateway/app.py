@@ -98,15 +98,9 @@ async def traced(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus exposition; behind the admin token when one is configured."""
-    gw = request.app[GATEWAY]
-    token = gw.settings.admin_token
-    if token:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not secrets.compare_digest(given.encode(), token.encode()):
-            raise GatewayError(
-                401, "admin_token_required", "/metrics needs Authorization: Bearer <admin token>"
-            )
+    """Prometheus exposition, guarded like the admin API (agents, owners and spend are
+    operator data): loopback only, and the admin token whenever one is configured."""
+    gw = admin.guard(request)
     body, content_type = gw.metrics.exposition(request.headers.get("Accept"))
     return web.Response(body=body, headers={"Content-Type": content_type})
 

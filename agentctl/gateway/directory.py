@@ -25,8 +25,8 @@ from multidict import CIMultiDictProxy
 
 from agentctl.errors import GatewayError
 from agentctl.identity import HEADER, Identity, IdentityError, parse_identity
-from agentctl.store.models import Agent
-from agentctl.store.sql import Registry, hash_secret, split_token
+from agentctl.store.registry import KnownAgent, Registry
+from agentctl.store.sql import hash_secret, split_token
 
 
 class ClaimRefused(GatewayError):
@@ -74,14 +74,14 @@ class Directory:
     def replace(self, registry: Registry) -> None:
         self.registry = registry
 
-    def agent(self, name: str) -> Agent | None:
+    def agent(self, name: str) -> KnownAgent | None:
         return self.registry.agents.get(name)
 
     def disable_locally(self, name: str, reason: str, actor: str) -> None:
         """Refuse `name` here at once; the store write follows (and the poll confirms)."""
         agent = self.registry.agents.get(name)
         if agent is None:
-            agent = Agent(name=name, owner="", purpose="", created_at_us=0, updated_at_us=0)
+            agent = KnownAgent(name, "", "")
             self.registry.agents[name] = agent
         agent.status, agent.status_reason, agent.status_actor = "disabled", reason, actor
 

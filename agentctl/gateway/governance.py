@@ -3,8 +3,9 @@ admission and settlement for the pipeline, and the cost breaker's latch.
 
 - The policy in force is the latest row of the store's apply log; gateways pick up a
   new version within one poll interval (`policy_poll_ms`).
-- At start, quota windows are rebuilt from the audit records of the current month
-  (15-minute aggregates, so a million records cost one query, not a million rows).
+- At start, quota windows are rebuilt from the audit records of the current windows,
+  summed in SQL per agent and per segment between window edges (`window_edges`): a
+  million records cost one aggregate query and a few rows per agent, not a row each.
 - Settlement runs after the response is complete and never raises: budget state must
   not turn a served request into an error.
 - A breaker trip latches the agent `disabled` in the store (so every gateway refuses
@@ -17,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import aiohttp
@@ -30,6 +32,8 @@ from agentctl.gateway.call import Call
 from agentctl.gateway.directory import Directory
 from agentctl.gateway.routing import Route
 from agentctl.policy import BreakerTrip, Governor, PolicySet, empty_policy, from_mapping
+from agentctl.policy.resolve import policy_zones
+from agentctl.policy.windows import window_edges
 from agentctl.pricing import Pricer
 from agentctl.store.sql import Store
 
@@ -42,6 +46,25 @@ def load_active(store: Store) -> PolicySet:
     if row is None:
         return empty_policy()
     return from_mapping(json.loads(row.document), source=f"policy {row.version[:12]}")
+
+
+def usage_seeds(store: Store, policy: PolicySet, now: float) -> list[SimpleNamespace]:
+    """What `Governor.seed` needs to rebuild every window current at `now`: usage summed
+    per identity between consecutive window edges, in every zone `policy` uses."""
+    edges = window_edges(now, policy_zones(policy))
+    return [
+        SimpleNamespace(
+            ts=r["ts_us"] / 1e6,
+            agent=r["agent"],
+            owner=r["owner"],
+            purpose=r["purpose"],
+            verification=r["verification"] or "unverified",
+            requests=int(r["requests"]),
+            total_tokens=int(r["tokens"]),
+            cost_pico=int(r["pico"]),
+        )
+        for r in store.usage_segments([round(e * 1e6) for e in edges])
+    ]
 
 
 class Governance:
@@ -73,23 +96,9 @@ class Governance:
         await self.seed()
 
     async def seed(self) -> int:
-        now = datetime.now(UTC)
-        since = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
-        rows = await asyncio.to_thread(self.store.usage_buckets, int(since.timestamp() * 1e6))
-        seeds = [
-            SimpleNamespace(
-                ts=r["ts_us"] / 1e6,
-                agent=r["agent"],
-                owner=r["owner"],
-                purpose=r["purpose"],
-                verification=r["verification"] or "unverified",
-                requests=int(r["requests"]),
-                total_tokens=int(r["tokens"]),
-                cost_pico=int(r["pico"]),
-            )
-            for r in rows
-        ]
-        return await self.governor.seed(seeds)
+        now = time.time()
+        seeds = await asyncio.to_thread(usage_seeds, self.store, self.governor.policy, now)
+        return await self.governor.seed(seeds, now=now)
 
     async def reload(self) -> bool:
         row = await asyncio.to_thread(self.store.active_policy)

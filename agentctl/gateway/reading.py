@@ -2,18 +2,25 @@
 
 Every client mistake here is a 4xx in the OpenAI error shape naming the problem:
 413 for oversize bodies (checked against Content-Length before reading, and while
-reading for chunked bodies), 400 for non-UTF-8 bytes, invalid JSON, a body that is
-not an object, or a missing/mistyped `model`.
+reading for chunked bodies), 408 for a body that takes longer than
+`limits.body_timeout_seconds` to arrive (a client trickling bytes holds a connection
+and a task; the deadline is for the whole body, so a byte every few seconds cannot
+keep it alive), 400 for broken framing (chunked encoding, a short body), non-UTF-8
+bytes, invalid JSON, a body that is not an object, or a missing/mistyped `model`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from typing import Any
 
+import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
+from agentctl import codec
 from agentctl.errors import GatewayError
 from agentctl.facts import COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES, RequestFacts
 from agentctl.trust.prompt import prompt_hash
@@ -34,26 +41,42 @@ def _too_large(limit: int) -> GatewayError:
     )
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
+async def read_body(request: web.Request, limit: int, timeout: float | None = None) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    while True:
-        chunk = await request.content.read(65536)
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                chunk = await request.content.read(65536)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise GatewayError(
+            408,
+            "request_timeout",
+            f"the request body did not arrive within {timeout:g} s "
+            "(limits.body_timeout_seconds); send it faster or in a smaller request",
+        ) from None
+    except RequestPayloadError as exc:
+        raise GatewayError(
+            400, "invalid_body", f"the request body is malformed: {exc.__cause__ or exc}"
+        ) from None
     return b"".join(chunks)
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
     if not raw:
         raise GatewayError(400, "invalid_json", "request body is empty; send a JSON object")
+    body = _fast_parse(raw)
+    if isinstance(body, dict):
+        return body
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -66,9 +89,22 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         body = json.loads(text)
     except ValueError as exc:
         raise GatewayError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise GatewayError(400, "invalid_json", "request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise GatewayError(400, "invalid_json", "request body must be a JSON object")
     return body
+
+
+def _fast_parse(raw: bytes) -> Any:
+    """orjson's parse when it agrees with `json` (agentctl.codec); None to take the slow
+    path, which produces every error message."""
+    if codec.LONG_NUMBER.search(raw) is not None:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _int_field(body: dict[str, Any], name: str) -> int | None:
@@ -120,6 +156,13 @@ def extract_facts(
         # of JSON-escaped English text often enough to matter; settle corrects it.
         input_tokens_estimate=math.ceil(raw_size / 3),
         body_bytes=raw_size,
-        prompt_hash=prompt_hash(endpoint, body),
+        prompt_hash=_prompt_hash(endpoint, body),
         retry_count=retry_count,
     )
+
+
+def _prompt_hash(endpoint: str, body: dict[str, Any]) -> str:
+    try:
+        return prompt_hash(endpoint, body)
+    except RecursionError:  # json.loads took it; the recursive hash ran out of stack
+        raise GatewayError(400, "invalid_json", "request body is nested too deeply") from None

@@ -1,7 +1,8 @@
 """Running a gateway: startup checks, the listening socket, graceful shutdown.
 
 SIGTERM/SIGINT: stop accepting, let in-flight requests finish for up to
-`limits.drain_seconds`, then flush the recorder and exit 0.
+`limits.drain_seconds`, then flush the recorder and exit 0. SIGHUP: re-read the
+config and the active policy without dropping a connection (`gateway.reload`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from aiohttp import web
 from agentctl.config import Settings, is_loopback
 from agentctl.errors import ConfigError
 from agentctl.gateway.app import create_app
+from agentctl.gateway.keys import GATEWAY
+from agentctl.gateway.listener import GatewayRunner
+from agentctl.gateway.reload import reload as apply_reload
 
 log = logging.getLogger("agentctl.gateway")
 
@@ -63,9 +67,10 @@ async def serve(
     sock: socket.socket | None = None,
     on_ready: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
+    reload: Callable[[], Settings] | None = None,
 ) -> None:
     app = create_app(settings)
-    runner = web.AppRunner(
+    runner = GatewayRunner(
         app,
         handle_signals=False,
         access_log=None,
@@ -84,6 +89,16 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[None]] = set()
+    if reload is not None:
+
+        def hangup() -> None:
+            task = asyncio.ensure_future(_reload(app, reload))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, hangup)
     try:
         await stop.wait()
         log.info(
@@ -91,3 +106,12 @@ async def serve(
         )
     finally:
         await runner.cleanup()
+
+
+async def _reload(app: web.Application, load: Callable[[], Settings]) -> None:
+    try:
+        await apply_reload(app[GATEWAY], load)
+    except ConfigError as exc:
+        log.error("config reload failed, keeping the running config: %s", exc)
+    except Exception:
+        log.exception("config reload failed, keeping the running config")

@@ -99,7 +99,7 @@ class TrustKeeper:
                     events = self.engine.on_disable(agent.name, agent.status_reason or "")
                     self._handle(events, actor=actor, latch=False)
             if agent.registered and agent.name not in self._known:
-                self.engine.register(
+                self.engine.expect(
                     agent.name,
                     created_at=agent.created_at_us / 1e6,
                     identity=Identity(agent.name, agent.owner, agent.purpose, verification="token"),

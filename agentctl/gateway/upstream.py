@@ -23,7 +23,9 @@ ends, and the attempt is audited `after_first_byte`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +34,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from agentctl import codec
 from agentctl.errors import GatewayError
 from agentctl.facts import CHAT, COMPLETIONS, RequestFacts
 from agentctl.gateway.attempts import Attempts
@@ -75,15 +78,17 @@ RESPONSE_DROP = HOP_BY_HOP | {
 }
 
 
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")  # control characters but tab
+
+
 def _check_header_value(name: str, value: str) -> None:
-    for ch in value:
-        if (ord(ch) < 32 and ch != "\t") or ord(ch) == 127:
-            raise GatewayError(
-                400,
-                "invalid_header",
-                f"header {name!r} contains a control character; remove it",
-                param=name,
-            )
+    if _CONTROL.search(value) is not None:
+        raise GatewayError(
+            400,
+            "invalid_header",
+            f"header {name!r} contains a control character; remove it",
+            param=name,
+        )
 
 
 def upstream_headers(
@@ -249,9 +254,7 @@ async def _send(
     session: aiohttp.ClientSession, request: web.Request, route: Route, out: Outbound
 ) -> aiohttp.ClientResponse:
     timeouts = route.upstream.timeouts
-    client_timeout = aiohttp.ClientTimeout(
-        total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.idle
-    )
+    client_timeout = _client_timeout(timeouts.total, timeouts.connect, timeouts.idle)
     try:
         async with asyncio.timeout(timeouts.first_byte):
             return await session.request(
@@ -282,6 +285,11 @@ async def _send(
                 f"upstream {route.upstream.name!r} is unreachable ({type(exc).__name__})",
             ),
         ) from None
+
+
+@functools.lru_cache(maxsize=64)
+def _client_timeout(total: float, connect: float, idle: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total, sock_connect=connect, sock_read=idle)
 
 
 async def _first_chunk(chunks: AsyncIterator[bytes], route: Route) -> bytes:
@@ -358,11 +366,13 @@ def _answer(
 ) -> web.Response:
     call.status = status
     call.mark_first_byte()
+    if call.capture is not None:  # opt-in body storage (audit.bodies)
+        call.capture.take_response(raw)
     headers = response_headers(upstream_headers)
     parsed: Any = None
     if raw[:1] in (b"{", b"[") or raw.lstrip()[:1] in (b"{", b"["):
         try:
-            parsed = json.loads(raw)
+            parsed = codec.loads(raw)
         except ValueError:
             parsed = None
     if status < 400:
@@ -426,8 +436,11 @@ async def _relay_stream(
     try:
         await out.prepare(request)
         final = False
+        capture = call.capture  # opt-in body storage (audit.bodies)
         async for chunk in _chain(first, chunks):
             data = meter.feed(chunk)
+            if capture is not None and data:
+                capture.take_stream(data)
             if meter.terminal and not final:
                 final = True
                 call.usage = _metered(meter, facts, call)

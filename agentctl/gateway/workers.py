@@ -14,11 +14,13 @@
   requests (`limits.drain_seconds`) and flushes its recorder; the parent exits 0 when
   all of them did (a worker still alive 15 s after the drain time is killed: exit 1).
   A worker that fails before it is ready stops the whole start.
+- SIGHUP to the parent is forwarded to every worker; each re-reads the config and the
+  active policy (`gateway.reload`). The parent's own copy of the settings is not
+  reloaded: a replacement worker starts from the settings the parent started with.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -31,10 +33,12 @@ from collections.abc import Callable
 
 from agentctl.config import Settings
 from agentctl.errors import CliError, ConfigError
+from agentctl.gateway import eventloop
 from agentctl.gateway.server import bind_socket, serve
 from agentctl.store.recorder import replay
 from agentctl.store.sql import Store
 
+Reload = Callable[[], Settings] | None
 log = logging.getLogger("agentctl.workers")
 RESPAWN_WINDOW = 30.0  # seconds; more than N respawns within it means a crash loop
 KILL_GRACE = 15.0  # seconds past limits.drain_seconds before a stuck worker is killed
@@ -91,7 +95,7 @@ def prepare(settings: Settings) -> None:
         store.close()  # no pooled connection may cross the fork
 
 
-def _worker(settings: Settings, ready_fd: int) -> int:
+def _worker(settings: Settings, ready_fd: int, reload: Reload) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)  # serve() installs its own loop handlers
     try:
@@ -100,7 +104,7 @@ def _worker(settings: Settings, ready_fd: int) -> int:
         def ready(_url: str) -> None:
             os.write(ready_fd, b"1")
 
-        asyncio.run(serve(settings, sock=sock, on_ready=ready))
+        eventloop.run(serve(settings, sock=sock, on_ready=ready, reload=reload))
         return 0
     except CliError as exc:
         log.error("worker %d: %s", os.getpid(), exc.message)
@@ -111,14 +115,17 @@ def _worker(settings: Settings, ready_fd: int) -> int:
     return 1
 
 
-def _spawn(settings: Settings, ready_fd: int, inherited: tuple[int, ...]) -> int:
+def _spawn(
+    settings: Settings, ready_fd: int, inherited: tuple[int, ...], reload: Reload = None
+) -> int:
     pid = os.fork()
     if pid == 0:  # the child never returns into the parent's code
         code = 1
         try:
             for fd in inherited:
                 os.close(fd)
-            code = _worker(settings, ready_fd)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until serve() installs its own
+            code = _worker(settings, ready_fd, reload)
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -126,7 +133,13 @@ def _spawn(settings: Settings, ready_fd: int, inherited: tuple[int, ...]) -> int
     return pid
 
 
-def run_workers(settings: Settings, workers: int, *, on_ready: Callable[[str], None]) -> int:
+def run_workers(
+    settings: Settings,
+    workers: int,
+    *,
+    on_ready: Callable[[str], None],
+    reload: Reload = None,
+) -> int:
     """Supervise `workers` gateway processes until SIGTERM/SIGINT; return the exit code."""
     check_workers(settings, workers)
     holder = hold_port(settings.host, settings.port)
@@ -137,14 +150,22 @@ def run_workers(settings: Settings, workers: int, *, on_ready: Callable[[str], N
         sig: signal.signal(sig, lambda signum, _frame: stop.append(signum))
         for sig in (signal.SIGTERM, signal.SIGINT)
     }
+    hangups: list[int] = []
+    previous[signal.SIGHUP] = signal.signal(
+        signal.SIGHUP, lambda signum, _frame: hangups.append(signum)
+    )
     ready_r, ready_w = os.pipe()
     inherited = (ready_r, holder.fileno())
-    children = {_spawn(settings, ready_w, inherited): n for n in range(workers)}
+    children = {_spawn(settings, ready_w, inherited, reload): n for n in range(workers)}
     ready, code, forwarded, announced = 0, 0, False, False
     deadline = float("inf")
     respawns: list[float] = []
     try:
         while children:
+            if hangups and not stop:
+                hangups.clear()
+                for pid in children:
+                    _kill(pid, signal.SIGHUP)
             if stop and not forwarded:
                 forwarded = True
                 deadline = time.monotonic() + settings.limits.drain_seconds + KILL_GRACE
@@ -181,7 +202,7 @@ def run_workers(settings: Settings, workers: int, *, on_ready: Callable[[str], N
                     code = 1
                     continue
                 log.error("worker %d exited (%s); starting a replacement", pid, exit_code)
-                children[_spawn(settings, ready_w, inherited)] = 0
+                children[_spawn(settings, ready_w, inherited, reload)] = 0
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

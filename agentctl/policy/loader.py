@@ -67,7 +67,12 @@ class PolicySet:
     cache: dict[tuple[str, ...], Any] = field(default_factory=dict, compare=False, repr=False)
 
 
-class _Loader(yaml.SafeLoader):  # type: ignore[misc]
+# libyaml's parser when PyYAML was built with it (about 10x faster: a policy with
+# 10,000 agent scopes parses in a fraction of a second); same constructors either way.
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[misc, valid-type]
     pass
 
 

@@ -15,7 +15,7 @@ hot path does no calendar arithmetic on most requests.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -76,6 +76,20 @@ def window_at(period: Period, now: float, zone_name: str = "UTC") -> CalendarWin
             period, zone_name, f"{begin:%Y-%m}", begin.timestamp(), end.timestamp()
         )
     raise ValueError(f"unknown window period {period!r}")
+
+
+def window_edges(now: float, zones: Iterable[str]) -> list[float]:
+    """Every start and end of the windows current at `now` in `zones`, sorted.
+
+    Between two consecutive edges every record is either inside a given current window
+    or outside it, so usage summed per edge-to-edge segment rebuilds every window
+    exactly: the gateway seeds its quotas from a few rows per agent, not every record."""
+    edges: set[float] = set()
+    for name in zones:
+        for period in PERIODS:
+            window = window_at(period, now, name)
+            edges.update((window.start, window.end))
+    return sorted(edges)
 
 
 class WindowClock:

@@ -30,8 +30,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+
+from agentctl.store import driver
 
 HASHED_EXCLUDE = frozenset({"hash"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -56,7 +59,30 @@ ANCHORS = sa.Table(
 
 def canonical(row: Mapping[str, Any]) -> bytes:
     body = {k: v for k, v in row.items() if k not in HASHED_EXCLUDE and v is not None}
+    fast = _orjson_canonical(body)
+    if fast is not None:
+        return fast
     return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def _orjson_canonical(body: dict[str, Any]) -> bytes | None:
+    """orjson's bytes when they are provably `json.dumps`'s (about 10x faster), else None.
+
+    They agree on strings, 64-bit integers and booleans, and on floats that Python
+    writes without an exponent; they differ on non-ASCII text and DEL (`json` escapes
+    them) and on other types (`default=str`). A property test holds the two equal."""
+    for value in body.values():
+        kind = type(value)
+        if kind is float:
+            if not (value == 0.0 or 1e-4 <= abs(value) < 1e16):  # also refuses NaN, inf
+                return None
+        elif kind is not str and kind is not int and kind is not bool:
+            return None
+    try:
+        out = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an integer beyond 64 bits
+        return None
+    return out if out.isascii() and b"\x7f" not in out else None
 
 
 def record_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
@@ -81,48 +107,55 @@ def day_start_us(day: str) -> int:
     return (start - _EPOCH) // timedelta(microseconds=1)
 
 
+_LAST_ANCHOR = (
+    'SELECT "day", "last_id", "min_ts_us", "max_ts_us" FROM audit_anchors'
+    ' WHERE "chain" = ? ORDER BY "first_id" DESC LIMIT 1'
+)
+_EXTEND_ANCHOR = (
+    'UPDATE audit_anchors SET "last_id" = ?, "count" = "count" + ?, "head_hash" = ?,'
+    ' "min_ts_us" = ?, "max_ts_us" = ? WHERE "chain" = ? AND "day" = ?'
+)
+_NEW_ANCHOR = (
+    'INSERT INTO audit_anchors ("chain", "day", "first_id", "last_id", "count", "prev_hash",'
+    ' "head_hash", "min_ts_us", "max_ts_us") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'
+)
+
+
 def extend_anchor(conn: Connection, chain: str, rows: Sequence[Mapping[str, Any]]) -> None:
     """Record `rows` (just appended, contiguous ids, in order) in their day's anchor.
 
-    Call under the chain-head lock, in the appending transaction."""
+    Call under the chain-head lock, in the appending transaction. Driver-level SQL
+    (`store.driver`): this runs once per audit batch."""
     if not rows:
         return
-    a = ANCHORS.c
-    last = conn.execute(
-        sa.select(a.day, a.last_id, a.min_ts_us, a.max_ts_us)
-        .where(a.chain == chain)
-        .order_by(a.first_id.desc())
-        .limit(1)
-    ).first()
-    min_ts = min(int(r["ts_us"]) for r in rows)
-    max_ts = max(int(r["ts_us"]) for r in rows)
+    last = conn.exec_driver_sql(driver.sql(conn, _LAST_ANCHOR), (chain,)).first()
+    stamps = [int(r["ts_us"]) for r in rows]
+    min_ts, max_ts = min(stamps), max(stamps)
     day = utc_day(max_ts)
-    if last is not None and last.day >= day:
-        conn.execute(
-            ANCHORS.update()
-            .where(a.chain == chain, a.day == last.day)
-            .values(
-                last_id=rows[-1]["id"],
-                count=a.count + len(rows),
-                head_hash=rows[-1]["hash"],
-                min_ts_us=min(last.min_ts_us, min_ts),
-                max_ts_us=max(last.max_ts_us, max_ts),
-            )
+    if last is not None and last[0] >= day:
+        values = (
+            rows[-1]["id"],
+            len(rows),
+            rows[-1]["hash"],
+            min(int(last[2]), min_ts),
+            max(int(last[3]), max_ts),
+            chain,
+            last[0],
         )
+        conn.exec_driver_sql(driver.sql(conn, _EXTEND_ANCHOR), values)
         return
-    conn.execute(
-        ANCHORS.insert().values(
-            chain=chain,
-            day=day,
-            first_id=rows[0]["id"],
-            last_id=rows[-1]["id"],
-            count=len(rows),
-            prev_hash=rows[0]["prev_hash"],
-            head_hash=rows[-1]["hash"],
-            min_ts_us=min_ts,
-            max_ts_us=max_ts,
-        )
+    values = (
+        chain,
+        day,
+        rows[0]["id"],
+        rows[-1]["id"],
+        len(rows),
+        rows[0]["prev_hash"],
+        rows[-1]["hash"],
+        min_ts,
+        max_ts,
     )
+    conn.exec_driver_sql(driver.sql(conn, _NEW_ANCHOR), values)
 
 
 def build_anchors(rows: Sequence[Mapping[str, Any]], chain: str = "main") -> list[dict[str, Any]]:

@@ -15,6 +15,10 @@ Durability contract (docs/decisions.md, "Audit durability"):
   records with their reserved estimate. Inserts are idempotent by request id.
 - Segments rotate by size; a closed segment is deleted once every request that began
   in it has ended and every row written to it has been committed.
+- A journal write that fails (disk full, I/O error) raises from `begin` (the gateway
+  then refuses or serves per `audit.on_journal_failure`) but never from `record`: the
+  row still goes to the store, only its crash safety is lost. `journal_failing` holds
+  the last error until a write succeeds again; a torn partial line is ended first.
 - A row the store refuses for good (not a lock or a lost connection: those are
   retried) must not block the rows behind it: a failing batch is retried row by row
   and a row that still fails is set aside in `rejected.jsonl` beside the journal,
@@ -37,6 +41,7 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
+from agentctl.codec import dumps_line
 from agentctl.store.sql import Store
 
 log = logging.getLogger("agentctl.recorder")
@@ -80,7 +85,8 @@ def rejecter(directory: Path | None) -> Callable[[dict[str, Any], Exception], No
         )
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with open(directory / REJECTED, "a", encoding="utf-8") as fh:
+            fd = os.open(directory / REJECTED, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with open(fd, "a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
 
     return reject
@@ -108,6 +114,7 @@ class Journal:
         self._fsync = fsync
         self._lock = threading.Lock()
         self._seq = 0
+        self._torn = False
         self._prefix = f"seg-{os.getpid()}-{time.time_ns()}"
         self._begun: dict[str, _Segment] = {}
         self._segments: list[_Segment] = []
@@ -121,9 +128,11 @@ class Journal:
 
     def _write(self, line: bytes) -> _Segment:
         seg = self._current
-        view = memoryview(line)
+        view = memoryview(b"\n" + line if self._torn else line)
+        self._torn = True  # until the whole line is down
         while view:  # a regular file takes it all in one call, barring a signal or ENOSPC
             view = view[os.write(seg.fd, view) :]
+        self._torn = False
         if self._fsync:
             os.fsync(seg.fd)
         seg.size += len(line)
@@ -134,14 +143,14 @@ class Journal:
         return seg
 
     def begin(self, row: Mapping[str, Any]) -> None:
-        line = json.dumps({"t": "b", **row}, default=str).encode() + b"\n"
+        line = dumps_line({"t": "b", **row}) + b"\n"
         with self._lock:
             seg = self._write(line)
             seg.open_begins.add(row["request_id"])
             self._begun[row["request_id"]] = seg
 
     def end(self, row: Mapping[str, Any]) -> _Segment:
-        line = json.dumps({"t": "e", **row}, default=str).encode() + b"\n"
+        line = dumps_line({"t": "e", **row}) + b"\n"
         with self._lock:
             seg = self._write(line)
             seg.uncommitted += 1
@@ -244,6 +253,7 @@ class Recorder:
         self.submitted = 0
         self.committed = 0
         self.failures = 0
+        self.journal_failing: OSError | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -251,11 +261,26 @@ class Recorder:
     def begin(self, row: Mapping[str, Any]) -> None:
         if self.journal is not None:
             self.journal.begin(row)
+            self._journal_ok()
 
     def record(self, row: dict[str, Any]) -> None:
-        seg = self.journal.end(row) if self.journal is not None else None
+        seg = None
+        if self.journal is not None:
+            try:
+                seg = self.journal.end(row)
+            except OSError as exc:  # the row still reaches the store, without the journal
+                if self.journal_failing is None:
+                    log.error("audit journal write failed (%s); records go to the store only", exc)
+                self.journal_failing = exc
+            else:
+                self._journal_ok()
         self.submitted += 1
         self._queue.put((row, seg))
+
+    def _journal_ok(self) -> None:
+        if self.journal_failing is not None:
+            self.journal_failing = None
+            log.warning("audit journal writable again")
 
     @property
     def pending(self) -> int:
@@ -277,14 +302,17 @@ class Recorder:
             self.journal.close()
 
     def _run(self) -> None:
-        stopping = False
+        stopping = full = False
         while not stopping:
             batch: list[tuple[dict[str, Any], Any]] = []
             try:
                 item = self._queue.get(timeout=0.5)
             except queue.Empty:
                 continue
-            deadline = time.monotonic() + self.flush_interval
+            if item is not _STOP and not full and self.flush_interval > 0:
+                # Let the batch gather while asleep: a thread blocked in `get` would be
+                # woken by every `record()`, a GIL hand-off on the event loop's path.
+                time.sleep(self.flush_interval)
             while True:
                 if item is _STOP:
                     stopping = True
@@ -292,15 +320,11 @@ class Recorder:
                 batch.append(item)
                 if len(batch) >= self.batch_size:
                     break
-                remaining = deadline - time.monotonic()
                 try:
-                    item = (
-                        self._queue.get(timeout=max(remaining, 0))
-                        if remaining > 0
-                        else (self._queue.get_nowait())
-                    )
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
+            full = len(batch) >= self.batch_size  # more waiting: no pause before the next
             if batch:
                 self._commit(batch, final=stopping)
 

@@ -21,6 +21,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from agentctl.store import driver
+
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
 KEYS = ("agent", "owner", "purpose", "model", "outcome", "rule_id")
@@ -91,21 +93,35 @@ def row_sums(row: Mapping[str, Any]) -> tuple[int, ...]:
 
 
 def add(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Fold newly appended rows into every rollup (request rows only)."""
+    """Fold newly appended rows into every rollup (request rows only): summed in Python,
+    then one driver-level upsert `executemany` per grain (`store.driver`)."""
     requests = [r for r in rows if r.get("kind", "request") == "request"]
     if not requests:
         return
+    sums = [row_sums(row) for row in requests]
     for grain in GRAINS:
         totals: dict[tuple[Any, ...], list[int]] = {}
-        for row in requests:
-            sums = row_sums(row)
+        for row, row_total in zip(requests, sums, strict=True):
             acc = totals.get(key := row_key(row, grain.span_us))
             if acc is None:
-                totals[key] = list(sums)
+                totals[key] = list(row_total)
             else:
-                for i, v in enumerate(sums):
+                for i, v in enumerate(row_total):
                     acc[i] += v
-        _apply(conn, grain, totals, sign=1)
+        conn.exec_driver_sql(
+            driver.sql(conn, _upsert(grain)), [(*k, *v) for k, v in totals.items()]
+        )
+
+
+def _upsert(grain: Grain) -> str:
+    name = grain.table.name
+    keys = (grain.unit, *KEYS)
+    return (
+        f"INSERT INTO {name} ({driver.names([*keys, *SUMS])})"
+        f" VALUES ({driver.markers(len(keys) + len(SUMS))})"
+        f" ON CONFLICT ({driver.names(keys)}) DO UPDATE SET "
+        + ", ".join(f'"{s}" = {name}."{s}" + excluded."{s}"' for s in SUMS)
+    )
 
 
 def _grouped(audit: sa.Table, grain: Grain) -> tuple[list[Any], sa.Select[Any]]:

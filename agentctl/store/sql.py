@@ -15,11 +15,11 @@ lock (waiting up to the busy timeout) and a row lock on PostgreSQL.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
 from agentctl.errors import CliError
-from agentctl.store import migrations, rollups
+from agentctl.store import driver, migrations, rollups
 from agentctl.store.chain import extend_anchor, record_hash
 from agentctl.store.models import (
     Agent,
@@ -39,6 +39,7 @@ from agentctl.store.models import (
     PolicyVersion,
     StateVersion,
 )
+from agentctl.store.registry import Registry, load_registry
 
 AUDIT = AuditRecord.__table__  # type: ignore[attr-defined]
 CHAIN = "main"
@@ -57,7 +58,7 @@ def _engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///") :])
         if str(path) not in ("", ":memory:"):
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not path.exists():
                 fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
                 os.close(fd)
@@ -89,14 +90,6 @@ def _engine(url: str) -> Engine:
     raise StoreError(
         f"unsupported database URL {url!r}; use sqlite:///PATH or postgresql://USER@HOST/DB"
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Registry:
-    """What the gateway caches in memory: agents by name, active credentials by key id."""
-
-    agents: dict[str, Agent]
-    credentials: dict[str, Credential]
 
 
 def hash_secret(secret: str) -> str:
@@ -177,13 +170,7 @@ class Store:
 
     # -- agents ----------------------------------------------------------
     def registry(self) -> Registry:
-        with Session(self.engine) as session:
-            agents = {a.name: a for a in session.exec(select(Agent))}
-            creds = {
-                c.key_id: c
-                for c in session.exec(select(Credential).where(Credential.status == "active"))
-            }
-        return Registry(agents, creds)
+        return load_registry(self.engine)
 
     def get_agent(self, name: str) -> Agent | None:
         with Session(self.engine) as session:
@@ -421,23 +408,18 @@ class Store:
         return self._append(conn, rows)
 
     def _append(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
-        heads = ChainHead.__table__  # type: ignore[attr-defined]
+        # Driver-level statements (`store.driver`): this runs once per audit batch.
+        run = conn.exec_driver_sql
         # Lock first (write lock on SQLite, row lock on PostgreSQL), then read.
-        conn.execute(heads.update().where(heads.c.chain == CHAIN).values(last_id=heads.c.last_id))
-        head = conn.execute(
-            sa.select(heads.c.last_id, heads.c.last_hash).where(heads.c.chain == CHAIN)
-        ).first()
-        last_id, last_hash = (head[0], head[1]) if head else (0, "")
+        run(driver.sql(conn, _LOCK_HEAD), (CHAIN,))
+        head = run(driver.sql(conn, _READ_HEAD), (CHAIN,)).first()
+        last_id, last_hash = (int(head[0]), str(head[1])) if head else (0, "")
         ids = [r["request_id"] for r in rows]
         existing: set[str] = set()
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            existing.update(
-                r[0]
-                for r in conn.execute(
-                    sa.select(AUDIT.c.request_id).where(AUDIT.c.request_id.in_(chunk))
-                )
-            )
+            query = _EXISTING.format(markers=driver.markers(len(chunk)))
+            existing.update(r[0] for r in run(driver.sql(conn, query), tuple(chunk)))
         out: list[dict[str, Any]] = []
         seen: set[str] = set()
         for raw in rows:
@@ -452,14 +434,10 @@ class Store:
             row["hash"] = last_hash = record_hash(last_hash, row)
             out.append(row)
         if out:
-            conn.execute(AUDIT.insert(), out)
+            run(driver.sql(conn, _INSERT), [_as_tuple(row) for row in out])
             extend_anchor(conn, CHAIN, out)
             rollups.add(conn, out)
-            conn.execute(
-                heads.update()
-                .where(heads.c.chain == CHAIN)
-                .values(last_id=last_id, last_hash=last_hash)
-            )
+            run(driver.sql(conn, _WRITE_HEAD), (last_id, last_hash, CHAIN))
         return len(out)
 
     def records_after(
@@ -487,34 +465,45 @@ class Store:
                 conn.execute(sa.select(sa.func.coalesce(sa.func.max(AUDIT.c.id), 0))).scalar_one()
             )
 
-    def usage_buckets(self, since_us: int, bucket_us: int = 900_000_000) -> list[dict[str, Any]]:
-        """Admitted requests since `since_us`, summed per agent and 15-minute bucket.
+    def usage_segments(self, edges_us: Sequence[int]) -> list[dict[str, Any]]:
+        """Admitted requests from `edges_us[0]` on, summed per identity and segment.
 
-        Used to rebuild quota windows at start. Every real time-zone offset is a multiple
-        of 15 minutes, so a bucket never straddles an hour/day/month window boundary.
-        Refused requests never reserved anything and are left out."""
+        Segment i holds the records in [edges_us[i], edges_us[i + 1]) (the last one is
+        open-ended) and comes back with `ts_us = edges_us[i]`. With the edges of every
+        current quota window (`policy.windows.window_edges`), each segment lies wholly
+        inside or outside each window, so quotas are rebuilt exactly from a few rows
+        per agent. Refused requests never reserved anything and are left out."""
+        if not edges_us:
+            return []
         c = AUDIT.c
-        bucket = (c.ts_us // bucket_us).label("bucket")
+        segment = sa.case(
+            *((c.ts_us >= edge, i) for i, edge in reversed(list(enumerate(edges_us)))),
+            else_=0,
+        ).label("segment")
         query = (
             sa.select(
                 c.agent,
                 c.owner,
                 c.purpose,
                 c.verification,
-                bucket,
+                segment,
                 sa.func.count().label("requests"),
                 sa.func.coalesce(sa.func.sum(c.prompt_tokens + c.completion_tokens), 0).label(
                     "tokens"
                 ),
                 sa.func.coalesce(sa.func.sum(c.cost_pico), 0).label("pico"),
             )
-            .where(c.kind == "request", c.ts_us >= since_us, c.outcome != "refused", c.agent != "")
-            .group_by(c.agent, c.owner, c.purpose, c.verification, bucket)
+            .where(
+                c.kind == "request",
+                c.ts_us >= edges_us[0],
+                c.outcome != "refused",
+                c.agent != "",
+            )
+            .group_by(c.agent, c.owner, c.purpose, c.verification, segment)
         )
         with self.engine.connect() as conn:
             return [
-                {**dict(r._mapping), "ts_us": int(r.bucket) * bucket_us}
-                for r in conn.execute(query)
+                {**dict(r._mapping), "ts_us": edges_us[int(r.segment)]} for r in conn.execute(query)
             ]
 
     def count_records(self, kind: str = "request") -> int:
@@ -530,6 +519,15 @@ _DEFAULTS: dict[str, Any] = {
     c.name: (c.default.arg if c.default is not None and not callable(c.default.arg) else None)
     for c in AUDIT.columns
 }
+_COLUMNS = tuple(c.name for c in AUDIT.columns)
+_as_tuple = operator.itemgetter(*_COLUMNS)
+_LOCK_HEAD = 'UPDATE chain_heads SET "last_id" = "last_id" WHERE "chain" = ?'
+_READ_HEAD = 'SELECT "last_id", "last_hash" FROM chain_heads WHERE "chain" = ?'
+_WRITE_HEAD = 'UPDATE chain_heads SET "last_id" = ?, "last_hash" = ? WHERE "chain" = ?'
+_EXISTING = 'SELECT "request_id" FROM audit WHERE "request_id" IN ({markers})'
+_INSERT = (
+    f"INSERT INTO audit ({driver.names(_COLUMNS)}) VALUES ({driver.markers(len(_COLUMNS))})"
+)
 
 
 def _full_row(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -539,8 +537,10 @@ def _full_row(raw: Mapping[str, Any]) -> dict[str, Any]:
     text), so one odd row (a client-chosen model name) can never poison a batch."""
     row = dict(_DEFAULTS)
     for key, value in raw.items():
-        if key in _DEFAULTS:
-            row[key] = value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+        if key in row:
+            if isinstance(value, str) and (type(value) is not str or "\x00" in value):
+                value = value.replace("\x00", "\ufffd")  # also makes a plain str
+            row[key] = value
     row.pop("id", None)
     return row
 

@@ -48,6 +48,7 @@ class TrustEngine:
         self.cfg = config or TrustConfig()
         self.clock = clock
         self._agents: dict[str, AgentState] = {}
+        self._expected: dict[str, tuple[float, str, str]] = {}  # see `expect`
         self._fleet = Fleet()
         self._pinned: set[str] = set()
         self._tick_hour = -1
@@ -60,11 +61,23 @@ class TrustEngine:
         now = self.clock() if created_at is None else created_at
         self._agent(agent_key, now, identity).created_at = now
 
+    def expect(self, agent_key: str, *, created_at: float, identity: Identity) -> None:
+        """`register`, deferred until the agent first needs state (its first request, an
+        operator action): a gateway with 100,000 registered agents that never call keeps
+        a small tuple for each, not a full detector state (about 3 KB)."""
+        if agent_key not in self._agents:
+            self._expected[agent_key] = (created_at, identity.verification, identity.purpose)
+
     def _agent(self, key: str, now: float, identity: Identity | None = None) -> AgentState:
         agent = self._agents.get(key)
         if agent is None:
+            expected = self._expected.pop(key, None)
+            if expected is not None:  # exactly what `register` would have built
+                now = expected[0]
             agent = self._agents[key] = AgentState(key, now, self.cfg)
             agent.last_seen = now
+            if expected is not None:
+                agent.verification, agent.purpose = expected[1], expected[2]
         if identity is not None:
             agent.verification, agent.purpose = identity.verification, identity.purpose
         return agent
@@ -74,7 +87,8 @@ class TrustEngine:
         return agent.errors if agent else None
 
     def agents(self) -> list[str]:
-        return sorted(self._agents)
+        """Every agent the engine knows, expected ones (registered, not yet seen) included."""
+        return sorted(self._agents.keys() | self._expected.keys())
 
     def tier(self, agent_key: str) -> str:
         agent = self._agents.get(agent_key)

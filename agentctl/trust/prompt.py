@@ -65,6 +65,12 @@ def _feed(h: Any, value: Any) -> None:
             _feed(h, item)
             h.update(_SEP)
         h.update(b"]")
+    elif value is None:  # the common scalars as `json.dumps` writes them, without its cost
+        h.update(b"null")
+    elif value is True or value is False:
+        h.update(b"true" if value else b"false")
+    elif type(value) is int:
+        h.update(str(value).encode())
     else:
         h.update(json.dumps(value, default=str).encode())
 
