@@ -24,7 +24,8 @@ class RequestFacts:
     stream: bool = False
     max_output_tokens: int | None = None  # max_tokens / max_completion_tokens / max_output_tokens
     n: int = 1
-    input_tokens_estimate: int = 0  # conservative upper bound from the body size
+    input_tokens_estimate: int = 0  # a likely count from the body size (metering fallback)
+    input_tokens_bound: int = 0  # a count no tokenizer exceeds (reservations, caps)
     body_bytes: int = 0
     prompt_hash: str = ""  # normalised hash of the prompt, for the loop detector
     retry_count: int = 0  # x-stainless-retry-count from SDKs

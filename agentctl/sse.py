@@ -64,6 +64,11 @@ class EventSplitter:
 
     def feed(self, chunk: bytes) -> list[bytes]:
         buf = self._buf
+        if not buf and type(chunk) is bytes and b"\r" not in chunk:
+            # The usual chunk: exactly one whole LF-framed event, passed on uncopied.
+            idx = chunk.find(b"\n\n")
+            if idx != -1 and idx == len(chunk) - 2:
+                return [chunk]
         # Search from just before the old tail: a terminator may straddle chunks.
         start = max(len(buf) - 3, 0)
         buf += chunk

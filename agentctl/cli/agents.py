@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 
 from agentctl.cli import render
-from agentctl.cli.options import Actor, Db, Json, Team, actor_name, open_db
+from agentctl.cli.options import Actor, Db, Json, Team, actor_name, open_db, settings_for
 from agentctl.errors import CliError
 from agentctl.gateway import changes
 from agentctl.identity import valid_value
@@ -65,6 +66,13 @@ def register(
     """Register an agent and print its token once (only a hash is stored)."""
     for field, value in (("name", name), ("owner", owner), ("purpose", purpose)):
         _check(field, value)
+    allowed = settings_for(db, None).identity.purposes
+    if purpose not in allowed:
+        raise CliError(
+            f"purpose {purpose!r} is not allowed; choose one of {', '.join(allowed)} "
+            "(or add it to identity.purposes in agentctl.yaml)",
+            exit_code=2,
+        )
     store = open_db(db)
     token = store.register_agent(name, owner, purpose, actor=actor_name(actor), reason=reason)
     if json_out:
@@ -111,13 +119,47 @@ def show(name: Name, db: Db = None, json_out: Json = False) -> None:
     render.show(render.table(("field", "value"), view.items()))
 
 
+def _known_names(store: Any) -> set[str]:
+    """Registered or switched names, plus every name the audit's daily rollup has seen."""
+    import sqlalchemy as sa
+
+    from agentctl.store.rollups import ROLLUP_DAILY
+
+    names = set(store.registry().agents)
+    with store.engine.connect() as conn:
+        names.update(r[0] for r in conn.execute(sa.select(ROLLUP_DAILY.c.agent).distinct()))
+    names.discard("")
+    return names
+
+
+def _refuse_unknown(store: Any, name: str, *, hint: str) -> None:
+    """A typo in an incident must not leave the real runaway running unnoticed."""
+    known = _known_names(store)
+    if name in known:
+        return
+    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+    maybe = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise CliError(f"no agent named {name!r} is registered or has made a request{maybe} {hint}")
+
+
 def _switch(
-    name: str, status: str, reason: str, actor: str | None, db: str | None, owner: str | None
+    name: str,
+    status: str,
+    reason: str,
+    actor: str | None,
+    db: str | None,
+    owner: str | None,
+    *,
+    force: bool = False,
 ) -> Agent:
     _check("name", name)
     if not reason.strip():
         raise CliError("--reason must not be empty; say why, for the audit trail", exit_code=2)
     store = open_db(db)
+    if status == "disabled" and not force:
+        _refuse_unknown(store, name, hint="(--force switches the name off before it is seen)")
+    elif status == "active":
+        _refuse_unknown(store, name, hint="(`agentctl agents list` shows known agents)")
     agent = store.set_status(name, status, actor=actor_name(actor), reason=reason, owner=owner)
     changes.announce("agents")
     return agent
@@ -130,12 +172,15 @@ def disable(
     owner: Annotated[
         str | None, typer.Option("--owner", help="Owner, if the name was never seen.")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Disable a name never seen yet (pre-emptively).")
+    ] = False,
     actor: Actor = None,
     db: Db = None,
     json_out: Json = False,
 ) -> None:
     """Kill switch: refuse every request from this agent on every gateway within a second."""
-    agent = _switch(name, "disabled", reason, actor, db, owner)
+    agent = _switch(name, "disabled", reason, actor, db, owner, force=force)
     if json_out:
         render.emit_json(agent_view(agent))
         return

@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
 
 
 def demo(
-    seconds: Annotated[float, typer.Option("--seconds", help="How long to run.")] = 20,
+    seconds: Annotated[float, typer.Option("--seconds", min=1, help="How long to run.")] = 20,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary home.")] = False,
 ) -> None:
     """Run a gateway with simulated agents (two of them runaways) against a simulated

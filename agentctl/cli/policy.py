@@ -14,7 +14,7 @@ from agentctl.errors import CliError
 from agentctl.gateway.changes import announce
 from agentctl.gateway.governance import load_active
 from agentctl.identity import Identity
-from agentctl.policy import effective, load_files, policy_changes, policy_json_schema
+from agentctl.policy import Change, effective, load_files, policy_changes, policy_json_schema
 from agentctl.policy.loader import canonical_json
 from agentctl.store.sql import Store
 
@@ -32,18 +32,39 @@ def _load(files: list[Path]) -> Any:
 
 
 def _identities(store: Store) -> list[Identity]:
+    agents = sorted(store.registry().agents.values(), key=lambda a: a.name)  # no ORM rows
     return [
         Identity(a.name, a.owner, a.purpose, verification="token" if a.registered else "unverified")
-        for a in store.list_agents()
+        for a in agents
     ]
+
+
+def _summary(changes: dict[str, list[Change]]) -> dict[str, list[dict[str, Any]]]:
+    """Agent -> its changes as JSON-ready dicts, built once per distinct change list
+    (`policy_changes` hands agents of one class the same list)."""
+    built: dict[int, list[dict[str, Any]]] = {}
+    out = {}
+    for agent, items in changes.items():
+        rows = built.get(id(items))
+        if rows is None:
+            rows = built[id(items)] = [
+                {"path": c.path, "before": c.before, "after": c.after, "scope": c.scope_after}
+                for c in items
+            ]
+        out[agent] = rows
+    return out
 
 
 def _grouped(summary: dict[str, list[dict[str, Any]]]) -> list[tuple[list[str], Any]]:
     """Agents with identical changes share one block: 10,000 agents under a new default
     are one block of changes, not 10,000 copies of it."""
     groups: dict[str, tuple[list[str], Any]] = {}
+    keys: dict[int, str] = {}
     for agent, items in summary.items():
-        groups.setdefault(repr(items), ([], items))[0].append(agent)
+        key = keys.get(id(items))
+        if key is None:
+            key = keys[id(items)] = repr(items)
+        groups.setdefault(key, ([], items))[0].append(agent)
     return list(groups.values())
 
 
@@ -94,13 +115,7 @@ def apply(
     store = open_db(db)
     current = load_active(store)
     changes = policy_changes(current, policy, _identities(store))
-    summary = {
-        agent: [
-            {"path": c.path, "before": c.before, "after": c.after, "scope": c.scope_after}
-            for c in items
-        ]
-        for agent, items in changes.items()
-    }
+    summary = _summary(changes)
     applied = False
     if not dry_run:
         applied = store.apply_policy(

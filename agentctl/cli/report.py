@@ -82,6 +82,9 @@ def report(
         group_by=group_by or ["agent"],
         tz=tzinfo,
     )
+    since_us, until_us = query.since_us, query.until_us
+    if since_us is not None and until_us is not None and since_us >= until_us:
+        raise CliError(f"--since {since} is not before --until {until}; swap them", exit_code=2)
     store = open_db(db)
     if fmt == "html":
         from agentctl.audit.compliance import gather

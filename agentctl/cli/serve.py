@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from agentctl.cli import render
 from agentctl.cli.options import ConfigFile, Db
@@ -205,14 +206,19 @@ def serve(
         "counters": counters,
     }
     if upstream:
-        overrides["upstreams"] = (
-            Upstream(
+        try:
+            quick = Upstream(
                 name="default",
                 base_url=upstream,
                 api_key=SecretRef.model_validate({"$env": upstream_key_env}),
                 provider=provider,
-            ),
-        )
+            )
+        except ValidationError as exc:
+            why = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            raise CliError(
+                f"--upstream {upstream!r}: {why} (e.g. http://127.0.0.1:9000/v1)", exit_code=2
+            ) from None
+        overrides["upstreams"] = (quick,)
     settings = load_settings(config=config, overrides=overrides)
     check_settings(settings)
 

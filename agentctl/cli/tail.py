@@ -88,7 +88,9 @@ def tail(
     once: Annotated[
         bool, typer.Option("--once", help="Print the per-agent view once (with --json: as JSON).")
     ] = False,
-    interval: Annotated[float, typer.Option("--interval", help="Seconds between polls.")] = 0.5,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.05, help="Seconds between polls.")
+    ] = 0.5,
     seconds: Annotated[
         float | None, typer.Option("--seconds", help="Stop after this many seconds.")
     ] = None,

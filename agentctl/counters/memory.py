@@ -28,6 +28,8 @@ from agentctl.counters.base import (
 )
 
 _UNITS = ("requests", "tokens", "pico")
+_UNLIMITED = (None, None, None)
+_ZERO = (0, 0, 0)
 
 
 class _Window:
@@ -76,32 +78,41 @@ class MemoryCounters:
         self._tick(now)
         if rid in self._holds:
             return ReserveResult(True)
-        want = _triple(amounts)
+        # Unrolled over the three units: this runs twice per request (with settle).
+        want = (amounts.requests, amounts.tokens, amounts.pico)
+        table = self._windows
         exceeded: list[Exceeded] = []
         for spec in windows:
             lim = spec.limits
-            if lim.requests is None and lim.tokens is None and lim.pico is None:
+            limits = (lim.requests, lim.tokens, lim.pico)
+            if limits == _UNLIMITED:
                 continue
-            window = self._windows.get(spec.key)
-            for i, limit in enumerate((lim.requests, lim.tokens, lim.pico)):
-                have = window.used[i] if window else 0
+            window = table.get(spec.key)
+            have = window.used if window is not None else _ZERO
+            for i in 0, 1, 2:
+                limit = limits[i]
                 if limit is not None and (
-                    have + want[i] > limit or (not want[i] and have >= limit)
+                    have[i] + want[i] > limit or (not want[i] and have[i] >= limit)
                 ):
                     exceeded.append(
-                        Exceeded(spec.key, _UNITS[i], have, want[i], limit, spec.enforce)
+                        Exceeded(spec.key, _UNITS[i], have[i], want[i], limit, spec.enforce)
                     )
-        blocking = tuple(e for e in exceeded if e.enforce)
-        if blocking:
-            return ReserveResult(False, blocking)
+        if exceeded and any(e.enforce for e in exceeded):
+            return ReserveResult(False, tuple(e for e in exceeded if e.enforce))
+        r, t, p = want
         used: dict[str, Amounts] = {}
         for spec in windows:
-            window = self._window(spec)
-            for i in range(3):
-                window.used[i] += want[i]
-            used[spec.key] = Amounts(*window.used)
-        keys = tuple(spec.key for spec in windows)
-        self._holds[rid] = _Hold(keys, amounts, now + ttl)
+            window = table.get(spec.key)
+            if window is None:
+                window = table[spec.key] = _Window(spec.expires_at)
+            elif spec.expires_at > window.expires_at:
+                window.expires_at = spec.expires_at
+            u = window.used
+            u[0] += r
+            u[1] += t
+            u[2] += p
+            used[spec.key] = Amounts(u[0], u[1], u[2])
+        self._holds[rid] = _Hold(tuple(spec.key for spec in windows), amounts, now + ttl)
         return ReserveResult(True, tuple(exceeded), used)
 
     async def settle(self, rid: str, actual: Amounts, *, now: float) -> SettleResult | None:
@@ -109,17 +120,24 @@ class MemoryCounters:
         hold = self._holds.pop(rid, None)
         if hold is None:
             return None
-        held, got = _triple(hold.amounts), _triple(actual)
+        held = hold.amounts
+        got_r, got_t, got_p = actual.requests, actual.tokens, actual.pico
+        dr, dt, dp = got_r - held.requests, got_t - held.tokens, got_p - held.pico
+        table = self._windows
         settled: dict[str, Amounts] = {}
         for key in hold.keys:
-            window = self._windows.get(key)
+            window = table.get(key)
             if window is None:  # expired before the settle arrived
                 continue
-            for i in range(3):
-                window.used[i] += got[i] - held[i]
-                window.settled[i] += got[i]
-            settled[key] = Amounts(*window.settled)
-        return SettleResult(settled, hold.amounts)
+            u, s = window.used, window.settled
+            u[0] += dr
+            u[1] += dt
+            u[2] += dp
+            s[0] += got_r
+            s[1] += got_t
+            s[2] += got_p
+            settled[key] = Amounts(s[0], s[1], s[2])
+        return SettleResult(settled, held)
 
     async def release(self, rid: str, *, now: float) -> bool:
         self._tick(now)

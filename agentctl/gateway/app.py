@@ -21,7 +21,7 @@ from agentctl.errors import GatewayError
 from agentctl.facts import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES
 from agentctl.gateway import admin
 from agentctl.gateway.keys import GATEWAY
-from agentctl.gateway.pipeline import endpoint_handler
+from agentctl.gateway.pipeline import RECORDED, endpoint_handler
 from agentctl.gateway.runtime import Gateway
 from agentctl.store.recorder import Journal, Recorder, replay
 from agentctl.store.sql import Store
@@ -62,7 +62,7 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
     gw = request.app[GATEWAY]
     call = gw.new_call(request)
     call.refuse(err.status, err.code, err.message, refused=err.status < 500)
-    if request.path not in UNAUDITED:
+    if request.path not in UNAUDITED and not request.get(RECORDED, False):
         gw.recorder.record(call.row())
     headers = {"x-request-id": call.request_id, **err.headers}
     response = web.json_response(err.body(), status=err.status, headers=headers)

@@ -45,13 +45,25 @@ class IdentityMismatch(GatewayError):
 
 
 def _presented_secret(headers: CIMultiDictProxy[str]) -> str | None:
-    auth = headers.get("Authorization")
-    if auth:
+    """The client's credential. Two different ones (two `Authorization` headers, or a
+    bearer and an `x-api-key` that disagree) are refused: which one would an upstream
+    or a log reader believe? The first one winning silently is how a token rides along."""
+    found: list[str] = []
+    for auth in headers.getall("Authorization", ()):
         scheme, _, value = auth.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-    key = headers.get("x-api-key")
-    return key.strip() if key else None
+            found.append(value.strip())
+    found += [k.strip() for k in headers.getall("x-api-key", ()) if k.strip()]
+    if not found:
+        return None
+    if len(found) > 1 and any(other != found[0] for other in found[1:]):
+        raise GatewayError(
+            400,
+            "ambiguous_credentials",
+            "the request carries more than one different credential (Authorization / "
+            "x-api-key); send exactly one",
+        )
+    return found[0]
 
 
 class Directory:

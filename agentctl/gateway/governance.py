@@ -85,10 +85,26 @@ class Governance:
         self.session: aiohttp.ClientSession | None = None
         self.on_trip: Callable[[BreakerTrip, str], None] | None = None  # trust hears of it
         self._tasks: set[asyncio.Task[None]] = set()
+        self._aliases: dict[str, dict[str, str]] = {}  # policy version -> folded aliases
 
     @property
     def version(self) -> str:
         return self.governor.policy.version
+
+    def alias_target(self, model: str) -> str | None:
+        """The concrete model a policy alias (`aliases: {fast: gpt-4o-mini}`) names, so
+        the upstream is sent (and the call priced as) the real model. Glob targets only
+        widen allow/deny matching and rename nothing."""
+        policy = self.governor.policy
+        folded = self._aliases.get(policy.version)
+        if folded is None:
+            folded = {
+                k.strip().casefold(): v.strip()
+                for k, v in policy.document.aliases.items()
+                if not any(ch in v for ch in "*?[")
+            }
+            self._aliases = {policy.version: folded}
+        return folded.get(model.casefold()) if folded else None
 
     async def start(self) -> None:
         policy = await asyncio.to_thread(load_active, self.store)

@@ -61,6 +61,8 @@ class StreamMeter:
     def feed(self, chunk: bytes) -> bytes:
         """Bytes to forward to the client for this network chunk."""
         events = self._splitter.feed(chunk)
+        if len(events) == 1:
+            return events[0] if self._inspect(events[0]) else b""
         if not events:
             return b""
         out = []
@@ -88,7 +90,7 @@ class StreamMeter:
             elif b'"error"' in raw:
                 self.error = "upstream error event"
             return True
-        if b'"usage"' not in raw or _NULL_USAGE.search(raw):
+        if b'"usage"' not in raw or b'"usage":null' in raw or _NULL_USAGE.search(raw):
             if b"[DONE]" in raw:
                 self.terminal = True
             elif b"data" in raw:

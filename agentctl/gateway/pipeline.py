@@ -30,13 +30,14 @@ from agentctl.gateway.attempts import Attempts
 from agentctl.gateway.call import Call
 from agentctl.gateway.directory import ClaimRefused, IdentityMismatch
 from agentctl.gateway.keys import GATEWAY
-from agentctl.gateway.reading import extract_facts, parse_body, read_body
+from agentctl.gateway.reading import extract_facts, input_bound, parse_body, read_body
 from agentctl.gateway.routing import Route
 from agentctl.gateway.runtime import Gateway
 from agentctl.gateway.upstream import Outbound, forward, outbound
 from agentctl.trust import Gate
 
 log = logging.getLogger("agentctl.pipeline")
+RECORDED = web.RequestKey("agentctl_recorded", bool)  # this request's record is journaled
 
 
 async def handle(request: web.Request, endpoint: str) -> web.StreamResponse:
@@ -55,6 +56,19 @@ async def handle(request: web.Request, endpoint: str) -> web.StreamResponse:
             refused = isinstance(err, Refusal) or err.status < 500
             call.refuse(err.status, err.code, err.message, refused=refused)
             response = error_response(err, gw.own_headers(call))
+        except Exception:
+            # A bug, not a client mistake: still one record (this call's), one OpenAI-shaped
+            # 500 naming the request id, and the traceback in the log.
+            log.exception(
+                "internal error in %s %s (%s)", request.method, request.path, call.request_id
+            )
+            if call.ttfb is not None:  # the answer had begun: nothing clean to send
+                raise
+            message = f"internal gateway error ({call.request_id})"
+            call.refuse(500, "internal_error", message, refused=False)
+            response = error_response(
+                GatewayError(500, "internal_error", message), gw.own_headers(call)
+            )
         # Journal the record, then complete the response: a client holding the whole
         # answer always finds its request in the audit, even after a SIGKILL.
         record(gw, call, request)
@@ -68,6 +82,7 @@ async def handle(request: web.Request, endpoint: str) -> web.StreamResponse:
     finally:
         gw.inflight -= 1
         record(gw, call, request)  # no-op unless an exception or cancellation got here
+        request[RECORDED] = True  # the error middleware must not record it a second time
         await asyncio.shield(settle(gw, call))
 
 
@@ -76,12 +91,18 @@ async def proxy(gw: Gateway, request: web.Request, call: Call, endpoint: str) ->
     raw = await read_body(request, gw.limits.max_body_bytes, gw.limits.body_timeout_seconds)
     body = parse_body(raw)
     facts = call.facts = extract_facts(
-        body, len(raw), endpoint, request.path, _retry_count(request)
+        body,
+        len(raw),
+        endpoint,
+        request.path,
+        _retry_count(request),
+        input_tokens_bound=input_bound(raw),
     )
     if gw.redactor is not None:  # opt-in: prompts and completions in the audit record
         call.capture = Capture(gw.redactor, gw.settings.audit.bodies.max_chars)
         call.capture.take_request(body)
-    plan = gw.router.plan(facts.model, endpoint, request.path)
+    target = gw.governance.alias_target(facts.model)  # policy alias: the real model
+    plan = gw.router.plan(target or facts.model, endpoint, request.path)
     if plan is None:
         raise GatewayError(
             404,

@@ -68,7 +68,41 @@ async def read_body(request: web.Request, limit: int, timeout: float | None = No
         raise GatewayError(
             400, "invalid_body", f"the request body is malformed: {exc.__cause__ or exc}"
         ) from None
+    except ConnectionResetError:  # nobody is left to answer; nginx's 499, for the audit
+        raise GatewayError(
+            499, "client_closed_request", "the client closed the connection mid-body"
+        ) from None
     return b"".join(chunks)
+
+
+# Fields policy and metering read. A duplicate of one could be read one way here and the
+# other way upstream (`json` keeps the last, other parsers the first): an allowlist or a
+# reservation bypass. A cheap byte count decides whether the full check must run.
+_GOVERNED = tuple(
+    f'"{k}"'.encode()
+    for k in ("model", "max_tokens", "max_completion_tokens", "max_output_tokens", "n",
+              "stream", "stream_options", "service_tier")
+)  # fmt: skip
+
+
+def _refuse_duplicates(raw: bytes) -> None:
+    if not any(raw.count(key) > 1 for key in _GOVERNED):
+        return
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                raise GatewayError(
+                    400,
+                    "duplicate_key",
+                    f"the request body has the key {key!r} twice in one object; send it once",
+                    param=key,
+                )
+            seen.add(key)
+        return dict(items)
+
+    json.loads(raw, object_pairs_hook=pairs)
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
@@ -76,6 +110,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise GatewayError(400, "invalid_json", "request body is empty; send a JSON object")
     body = _fast_parse(raw)
     if isinstance(body, dict):
+        _refuse_duplicates(raw)
         return body
     try:
         text = raw.decode("utf-8")
@@ -93,6 +128,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise GatewayError(400, "invalid_json", "request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise GatewayError(400, "invalid_json", "request body must be a JSON object")
+    _refuse_duplicates(raw)
     return body
 
 
@@ -119,8 +155,15 @@ def _int_field(body: dict[str, Any], name: str) -> int | None:
 
 
 def extract_facts(
-    body: dict[str, Any], raw_size: int, endpoint: str, path: str, retry_count: int = 0
+    body: dict[str, Any],
+    raw_size: int,
+    endpoint: str,
+    path: str,
+    retry_count: int = 0,
+    *,
+    input_tokens_bound: int | None = None,
 ) -> RequestFacts:
+    """`input_tokens_bound`: `input_bound(raw)` (the body's length when not given)."""
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise GatewayError(
@@ -152,13 +195,34 @@ def extract_facts(
         stream=stream,
         max_output_tokens=0 if endpoint == EMBEDDINGS else max_output,
         n=max(n or 1, 1),
-        # Conservative upper bound: no tokenizer produces fewer than 1 token per 3 bytes
-        # of JSON-escaped English text often enough to matter; settle corrects it.
+        # A likely count (about 3 bytes of JSON per token in English), for usage when the
+        # upstream reports none; budgets reserve the bound, which settle then corrects.
         input_tokens_estimate=math.ceil(raw_size / 3),
+        input_tokens_bound=raw_size if input_tokens_bound is None else input_tokens_bound,
         body_bytes=raw_size,
         prompt_hash=_prompt_hash(endpoint, body),
         retry_count=retry_count,
     )
+
+
+# Media parts cost tokens by their size in pixels or seconds, not by the bytes of their
+# reference: a 30-byte image URL can cost ~1,500 tokens (gpt-4o, high detail) and more on
+# newer models. Each part is reserved at this; base64 media is bounded by its bytes anyway.
+MEDIA_TOKENS = 6_000
+_MEDIA_MARKERS = (b'"image_url"', b'"input_image"', b'"image"', b'"input_file"', b'"document"')
+
+
+def input_bound(raw: bytes) -> int:
+    """Tokens the request's input cannot exceed. BPE tokenizers never make a token of less
+    than one byte, and the JSON around the text (quotes, keys, message wrappers) is longer
+    than the per-message overhead, so the body's length bounds text, token arrays and
+    base64 media; media referenced by URL adds `MEDIA_TOKENS` per part."""
+    media = (
+        sum(raw.count(marker) for marker in _MEDIA_MARKERS)
+        if b"image" in raw or (b'"input_file"' in raw or b'"document"' in raw)
+        else 0
+    )
+    return len(raw) + MEDIA_TOKENS * media
 
 
 def _prompt_hash(endpoint: str, body: dict[str, Any]) -> str:

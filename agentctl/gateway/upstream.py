@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ from agentctl.gateway.metering import StreamMeter, estimate
 from agentctl.gateway.routing import Route
 from agentctl.tracing import inject_context
 from agentctl.usage import Usage, from_body
+
+log = logging.getLogger("agentctl.upstream")
 
 HOP_BY_HOP = frozenset(
     {
@@ -366,6 +369,20 @@ def _answer(
 ) -> web.Response:
     call.status = status
     call.mark_first_byte()
+    if status == 401:
+        # The provider refused *our* key: a gateway configuration problem, not the client's.
+        # Its message may quote a masked fragment of the key, so nothing of it is relayed,
+        # audited or logged.
+        call.outcome = "upstream_error"
+        upstream = call.upstream or "the upstream"
+        log.warning("upstream %s refused the gateway's provider key (HTTP 401)", upstream)
+        raise GatewayError(
+            502,
+            "upstream_auth_failed",
+            f"upstream {upstream!r} refused the gateway's provider credential (HTTP 401); "
+            "the gateway operator must fix `upstreams[].api_key` in agentctl.yaml",
+            headers={"x-agentctl-upstream-status": "401"},
+        )
     if call.capture is not None:  # opt-in body storage (audit.bodies)
         call.capture.take_response(raw)
     headers = response_headers(upstream_headers)

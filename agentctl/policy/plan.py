@@ -42,8 +42,9 @@ def estimate(pol: EffectivePolicy, facts: RequestFacts, price_in: int, price_out
         cap = pol.rules.request.max_tokens if pol.rules.request else None
         out = min(pol.default_max_output_tokens, cap or pol.default_max_output_tokens)
     n = max(1, facts.n)
-    tokens = facts.input_tokens_estimate + out * n
-    pico = facts.input_tokens_estimate * price_in + out * n * price_out
+    # The worst case: budgets must hold even when the prompt tokenizes badly.
+    tokens = facts.input_tokens_bound + out * n
+    pico = facts.input_tokens_bound * price_in + out * n * price_out
     return Estimate(out, Amounts(1, tokens, pico))
 
 

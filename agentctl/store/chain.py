@@ -133,7 +133,7 @@ def extend_anchor(conn: Connection, chain: str, rows: Sequence[Mapping[str, Any]
     min_ts, max_ts = min(stamps), max(stamps)
     day = utc_day(max_ts)
     if last is not None and last[0] >= day:
-        values = (
+        extend = (
             rows[-1]["id"],
             len(rows),
             rows[-1]["hash"],
@@ -142,7 +142,7 @@ def extend_anchor(conn: Connection, chain: str, rows: Sequence[Mapping[str, Any]
             chain,
             last[0],
         )
-        conn.exec_driver_sql(driver.sql(conn, _EXTEND_ANCHOR), values)
+        conn.exec_driver_sql(driver.sql(conn, _EXTEND_ANCHOR), extend)
         return
     values = (
         chain,

@@ -525,9 +525,7 @@ _LOCK_HEAD = 'UPDATE chain_heads SET "last_id" = "last_id" WHERE "chain" = ?'
 _READ_HEAD = 'SELECT "last_id", "last_hash" FROM chain_heads WHERE "chain" = ?'
 _WRITE_HEAD = 'UPDATE chain_heads SET "last_id" = ?, "last_hash" = ? WHERE "chain" = ?'
 _EXISTING = 'SELECT "request_id" FROM audit WHERE "request_id" IN ({markers})'
-_INSERT = (
-    f"INSERT INTO audit ({driver.names(_COLUMNS)}) VALUES ({driver.markers(len(_COLUMNS))})"
-)
+_INSERT = f"INSERT INTO audit ({driver.names(_COLUMNS)}) VALUES ({driver.markers(len(_COLUMNS))})"
 
 
 def _full_row(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -50,9 +50,7 @@ async def test_opt_in_stores_redacted_bodies_for_json_and_streams(
             assert "jane.doe" not in row["detail"] and "sk-proj-" not in row["detail"]
         first = json.loads(rows[0]["detail"])["bodies"]
         sent = first["request"]["messages"]
-        assert sent[0]["content"] == (
-            "mail [REDACTED:email] the key [REDACTED:api_key] please"
-        )
+        assert sent[0]["content"] == ("mail [REDACTED:email] the key [REDACTED:api_key] please")
         assert sent[1]["content"] == "about [REDACTED:ticket]"
         answer = plain.choices[0].message.content
         assert first["response"]["choices"][0]["message"]["content"] == answer

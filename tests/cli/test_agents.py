@@ -96,7 +96,10 @@ def test_list_show_disable_enable(home: Path) -> None:
 
 
 def test_disable_declared_only_name(home: Path) -> None:
-    res = runner.invoke(app, ["agents", "disable", "never-seen", "--reason", "block it"])
+    args = ["agents", "disable", "never-seen", "--reason", "block it"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1 and "--force" in res.output  # a typo must not pass silently
+    res = runner.invoke(app, [*args, "--force"])
     assert res.exit_code == 0, res.output
     shown = json.loads(runner.invoke(app, ["agents", "show", "never-seen", "--json"]).output)
     assert shown["status"] == "disabled" and shown["registered"] is False
@@ -113,3 +116,22 @@ def test_bad_database_url_is_a_clear_error(home: Path) -> None:
     res = runner.invoke(app, ["agents", "list", "--db", "mysql://nope"])
     assert res.exit_code == 1
     assert "unsupported database URL" in res.output
+
+
+def test_a_typo_in_the_kill_switch_names_the_likely_agent(home: Path) -> None:
+    """Regression (new-user trial): disabling a misspelt name said "disabled" and left the
+    real runaway running."""
+    runner.invoke(app, ["agents", "register", "scraper-bot", "--owner", "t", "--purpose", "batch"])
+    res = runner.invoke(app, ["agents", "disable", "scraper-bto", "--reason", "incident"])
+    assert res.exit_code == 1
+    assert "did you mean 'scraper-bot'" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["agents", "enable", "nobody-at-all", "--reason", "x"])
+    assert res.exit_code == 1 and "no agent named 'nobody-at-all'" in res.output
+    assert runner.invoke(app, ["agents", "disable", "scraper-bot", "--reason", "x"]).exit_code == 0
+
+
+def test_register_refuses_a_purpose_the_gateway_would_refuse(home: Path) -> None:
+    """Regression (new-user trial): `--purpose prod` registered fine, then every request
+    declaring it was refused 400 by the gateway."""
+    res = runner.invoke(app, ["agents", "register", "ok-bot", "--owner", "t", "--purpose", "prod"])
+    assert res.exit_code == 2 and "production" in res.output

@@ -83,3 +83,17 @@ def test_show_effective_unknown_agent_needs_fields(home: Path) -> None:
 def test_schema_is_json_schema() -> None:
     schema = json.loads(runner.invoke(app, ["policy", "schema"]).output)
     assert "properties" in schema and "agents" in schema["properties"]
+
+
+def test_apply_prints_agents_with_the_same_changes_once(home: Path) -> None:
+    for i in range(7):
+        args = ["agents", "register", f"bot-{i}", "--owner", "team-ml", "--purpose", "production"]
+        assert runner.invoke(app, args).exit_code == 0
+    lanes = str(EXAMPLES / "three-lanes.yaml")
+    res = runner.invoke(app, ["policy", "apply", lanes, "--dry-run"])
+    assert res.exit_code == 0, res.output
+    heads = [line for line in res.output.splitlines() if line.startswith("bot-")]
+    assert heads == ["bot-0, bot-1, bot-2, bot-3, bot-4 and 2 more (7 agents)"]
+    assert res.output.count("  lane: 'standard' -> 'priority'") == 1
+    dry = json.loads(runner.invoke(app, ["policy", "apply", lanes, "--dry-run", "--json"]).output)
+    assert sorted(dry["changes"]) == [f"bot-{i}" for i in range(7)]  # JSON stays per agent

@@ -204,3 +204,14 @@ def test_formats_and_output_file(db: str, tmp_path: Path) -> None:
 def test_bad_input_is_a_usage_error(db: str, args: list[str], message: str) -> None:
     result = runner.invoke(app, ["report", "--db", db, *args])
     assert result.exit_code == 2 and message in result.output
+
+
+def test_an_empty_period_is_a_usage_error(tmp_path: Path) -> None:
+    """Regression (new-user trial): --since after --until printed an empty table, rc 0."""
+    from typer.testing import CliRunner
+
+    from agentctl.cli import app
+
+    args = ["report", "--db", f"sqlite:///{tmp_path / 'a.db'}"]
+    res = CliRunner().invoke(app, [*args, "--since", "2027-01-01", "--until", "2026-01-01"])
+    assert res.exit_code == 2 and "swap them" in res.output

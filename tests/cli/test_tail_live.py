@@ -43,7 +43,7 @@ async def traffic(gateway: GatewayHarness) -> None:
     await asyncio.to_thread(
         runner.invoke,
         app,
-        ["agents", "disable", "ops-bot", "--reason", "test", "--owner", "team-ops"],
+        ["agents", "disable", "ops-bot", "--reason", "test", "--owner", "team-ops", "--force"],
     )
     await asyncio.sleep(0.6)  # the gateway's poll picks the switch up
     with contextlib.suppress(Exception):

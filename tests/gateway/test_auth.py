@@ -291,3 +291,27 @@ def _one_upstream() -> tuple[object, ...]:
     from agentctl.config import Upstream
 
     return (Upstream(name="u", base_url="http://127.0.0.1:9/v1"),)
+
+
+async def test_two_different_credentials_are_refused(gateway: GatewayHarness) -> None:
+    """Regression (new-user trial): with a bearer token and a different x-api-key, the
+    first silently won."""
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
+        both = await client.post(
+            "/v1/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+            headers={
+                "Authorization": "Bearer agk_0000000000000000_aaaaaaaaaaaaaaaaaaaa",
+                "x-api-key": "agk_1111111111111111_bbbbbbbbbbbbbbbbbbbb",
+                "X-Agent-Identity": IDENTITY,
+            },
+        )
+        same = await client.post(
+            "/v1/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"Authorization": "Bearer k", "x-api-key": "k", "X-Agent-Identity": IDENTITY},
+        )
+    assert both.status_code == 400 and both.json()["error"]["code"] == "ambiguous_credentials"
+    assert same.status_code == 200
+    rows = await gateway.records()
+    assert [r["rule_id"] for r in rows] == ["ambiguous_credentials", None]

@@ -225,3 +225,49 @@ async def test_healthz_is_not_audited(gateway: GatewayHarness) -> None:
     assert resp.status_code == 200 and resp.json()["status"] == "ok"
     assert missing.status_code == 405
     assert await gateway.records() == []
+
+
+async def test_a_bug_in_the_pipeline_is_one_500_and_one_audit_record(
+    gateway: GatewayHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: an unexpected exception used to be recorded twice (once by the
+    pipeline as `disconnected`, once by the error middleware without identity)."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(gateway.gw.router, "plan", broken)
+    resp = await post(gateway)
+    err = error_of(resp, 500, "internal_error")
+    assert resp.headers["x-request-id"] in err["message"]
+    monkeypatch.undo()
+    assert (await post(gateway)).status_code == 200  # and it keeps serving
+    rows = await gateway.records()
+    assert [(r["status"], r["rule_id"]) for r in rows] == [(500, "internal_error"), (200, None)]
+    assert rows[0]["agent"] == "bot-a" and rows[0]["request_id"] == resp.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"model": "gpt-4o-mini", "messages": [], "model": "o1"}',
+        b'{"model": "gpt-4o-mini", "max_tokens": 5, "messages": [], "max_tokens": 90000}',
+    ],
+)
+async def test_duplicate_governed_keys_are_refused(gateway: GatewayHarness, raw: bytes) -> None:
+    """A duplicate key could be read one way by the gateway (last wins) and the other way
+    upstream (first wins): an allowlist or reservation bypass."""
+    resp = await post(gateway, raw)
+    err = error_of(resp, 400, "duplicate_key")
+    assert err["param"] in ("model", "max_tokens")
+    assert gateway.sim is not None and gateway.sim.state.requests == []
+    (row,) = await gateway.records()
+    assert row["rule_id"] == "duplicate_key"
+
+
+async def test_the_same_key_in_different_objects_is_fine(gateway: GatewayHarness) -> None:
+    raw = (
+        b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],'
+        b' "metadata": {"model": "x"}}'
+    )
+    assert (await post(gateway, raw)).status_code == 200

@@ -85,6 +85,41 @@ agents:
     assert {r["rule_id"] for r in refused} == {"daily-budget-exceeded"}
 
 
+async def test_prompts_that_tokenize_badly_cannot_overspend(gateway: GatewayHarness) -> None:
+    """Regression (new-user trial): reservations used bytes/3 as the input estimate, and
+    a prompt of one-letter words (one token per two bytes) overspent a daily budget by
+    29% under concurrency. The reservation is now a bound no tokenizer exceeds."""
+    budget = "0.05"
+    await apply(
+        gateway,
+        f"""
+apiVersion: agentctl/v1
+agents:
+  bot-a:
+    budgets:
+      day: {{usd: "{budget}"}}
+""",
+    )
+    client = gateway.aclient(A, max_retries=0)
+
+    async def one(i: int) -> str:
+        word = "".join(chr(97 + (i // 26**k) % 26) for k in range(3))
+        content = f"{word} " + "a " * 1500  # ~1,500 tokens in 3,000 bytes
+        try:
+            await client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": content}], max_tokens=16
+            )
+            return "ok"
+        except openai.RateLimitError as exc:
+            assert exc.code == "daily-budget-exceeded"
+            return "refused"
+
+    results = await asyncio.gather(*(one(i) for i in range(40)))
+    served = [r for r in await gateway.records() if r["outcome"] == "served"]
+    assert results.count("ok") == len(served) > 0 and "refused" in results
+    assert sum(r["cost_pico"] for r in served) <= to_pico(budget)
+
+
 async def test_usage_survives_restart(gateway: GatewayHarness) -> None:
     await apply(
         gateway,
@@ -312,3 +347,30 @@ defaults:
             break
         assert time.monotonic() - started < 1.5, "new policy not in force after 1.5 s"
         await asyncio.sleep(0.05)
+
+
+async def test_policy_aliases_reach_the_upstream_as_the_real_model(
+    gateway: GatewayHarness,
+) -> None:
+    """Regression (new-user trial): `aliases: {fast: gpt-4o-mini}` only widened allow/deny
+    matching; the upstream was sent `fast` (a 404 at a real provider) and the call was
+    recorded unpriced."""
+    await apply(
+        gateway,
+        """
+apiVersion: agentctl/v1
+aliases: {fast: gpt-4o-mini, wide: "gpt-4o*"}
+defaults:
+  models: {allow: [fast]}
+""",
+    )
+    client = gateway.aclient(A, max_retries=0)
+    await client.chat.completions.create(model="FAST", messages=MSG)
+    assert gateway.sim is not None
+    assert gateway.sim.state.requests[-1].json["model"] == "gpt-4o-mini"
+    with pytest.raises(openai.PermissionDeniedError):
+        await client.chat.completions.create(model="gpt-4o", messages=MSG)
+    served, refused = await gateway.records()
+    assert (served["model"], served["upstream_model"]) == ("FAST", "gpt-4o-mini")
+    assert served["cost_pico"] > 0
+    assert refused["outcome"] == "refused"

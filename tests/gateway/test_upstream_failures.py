@@ -330,6 +330,42 @@ async def test_non_json_upstream_error_is_502(gateway: GatewayHarness) -> None:
     assert (rec["status"], rec["outcome"], rec["rule_id"]) == (502, "error", "upstream_error")
 
 
+async def test_upstream_refusing_our_key_is_502_and_quotes_nothing(
+    gateway: GatewayHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The provider's 401 is about the gateway's key, not the agent's: passed through it
+    made SDKs raise AuthenticationError about their own key, and a provider's message may
+    quote a masked fragment of our key (new-user trial finding)."""
+    fragment = "sk-prov********************wxyz"
+
+    async def refuse(_: web.Request) -> web.Response:
+        body = {"error": {"message": f"Incorrect API key provided: {fragment}.",
+                          "type": "invalid_request_error", "param": None,
+                          "code": "invalid_api_key"}}  # fmt: skip
+        return web.json_response(body, status=401)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        bad = sim_upstream(gateway.sim, name="prov", base_url=f"http://127.0.0.1:{port}/v1")
+        await gateway.restart(upstreams=(bad,))
+        resp = await post(gateway)
+    finally:
+        await runner.cleanup()
+    err = error_of(resp, 502, "upstream_auth_failed")
+    assert "upstreams[].api_key" in err["message"] and "'prov'" in err["message"]
+    assert resp.headers["x-agentctl-upstream-status"] == "401"
+    [rec] = await gateway.records()
+    assert (rec["status"], rec["rule_id"]) == (502, "upstream_auth_failed")
+    assert fragment not in resp.text and fragment not in json.dumps(rec)
+    assert fragment not in caplog.text and "refused the gateway's provider key" in caplog.text
+
+
 async def test_sync_sdk_sees_passed_through_status(gateway: GatewayHarness) -> None:
     import asyncio
 

@@ -33,4 +33,5 @@ def chat(
         max_output_tokens=max_tokens,
         n=n,
         input_tokens_estimate=input_tokens,
+        input_tokens_bound=input_tokens,
     )

@@ -419,7 +419,11 @@ async def test_embeddings_assume_no_output_tokens() -> None:
 
     gov = governor("defaults:\n  rate: {tpm: 1000}\n")
     facts = RequestFacts(
-        "embeddings", "/v1/embeddings", "text-embedding-3-small", input_tokens_estimate=300
+        "embeddings",
+        "/v1/embeddings",
+        "text-embedding-3-small",
+        input_tokens_estimate=100,
+        input_tokens_bound=300,
     )
     admission = await admit(gov, facts=facts)
     assert (admission.output_tokens, admission.estimate.tokens) == (0, 300)

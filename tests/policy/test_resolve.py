@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -137,3 +138,47 @@ def test_policy_changes_per_agent_for_a_dry_run() -> None:
     assert got["a"] == [Change("lane", "batch", "batch", "defaults", "agents.a")]
     assert Change("rate.rpm", 60, 10, "defaults", "agents.b") in got["b"]
     assert Change("lane", "batch", "standard", "defaults", "builtin") in got["c"]
+
+
+def test_agents_without_their_own_scope_share_one_resolution() -> None:
+    from dataclasses import replace
+
+    from agentctl.policy.resolve import _resolve
+
+    policy = POLICY
+    for identity in (who("bot-1"), who("bot-2"), who("bot-3", verification="unverified")):
+        got = effective(policy, identity)
+        assert got.name == identity.name
+        assert got == replace(_resolve(policy, identity), name=identity.name)
+        assert got.explain() == _resolve(policy, identity).explain()
+    assert effective(policy, who("bot-1")).rules is effective(policy, who("bot-2")).rules
+    assert effective(policy, who("prod-bot")).source("budgets.day.usd") == "agents.prod-bot"
+
+
+def test_policy_changes_by_class_equal_the_changes_agent_by_agent() -> None:
+    from agentctl.policy.diff import _compare, policy_changes
+
+    old = load_text(
+        "apiVersion: agentctl/v1\ndefaults:\n  rate: {rpm: 60}\nagents:\n  a1: {lane: batch}\n"
+    )
+    new = POLICY
+    identities = [
+        who(
+            f"a{i}",
+            owner=f"team-{i % 3}",
+            purpose=("production", "batch")[i % 2],
+            verification=("token", "unverified")[i % 5 == 0],
+        )
+        for i in range(40)
+    ] + [who("prod-bot")]
+
+    def explained(policy: Any, identity: Identity) -> dict[str, Any]:
+        return {p: (v, s) for p, v, s in effective(policy, identity).explain()}
+
+    expected = {}
+    for identity in identities:
+        changes = _compare(explained(old, identity), explained(new, identity))
+        if changes:
+            expected[identity.name] = changes
+    assert policy_changes(old, new, identities) == expected
+    assert "a1" in expected and "prod-bot" in expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,7 +65,7 @@ def test_append_is_idempotent_and_chained(store: Store) -> None:
         {"request_id": f"r{i}", "ts_us": 1000 + i, "agent": "a", "cost_pico": i} for i in range(5)
     ]
     assert store.append_records(rows) == 5
-    assert store.append_records(rows[2:] + [{"request_id": "r9", "ts_us": 2000}]) == 1
+    assert store.append_records([*rows[2:], {"request_id": "r9", "ts_us": 2000}]) == 1
     recs = store.records_after(0, limit=100, kinds=None)
     assert [r["id"] for r in recs] == list(range(1, 7))
     prev = ""
@@ -95,7 +96,7 @@ def test_concurrent_writers_keep_one_chain(store: Store) -> None:
     recs = store.records_after(0, limit=1000, kinds=None)
     assert len(recs) == 35
     assert [r["id"] for r in recs] == list(range(1, 36))
-    for a, b in zip(recs, recs[1:], strict=False):
+    for a, b in itertools.pairwise(recs):
         assert b["prev_hash"] == a["hash"]
 
 

@@ -133,3 +133,32 @@ def test_development_agents_stop_at_standard(clock: Clock) -> None:
     drive = Driver(engine, clock)
     drive.nights("dev", 18, rate=0.2, hours=5)
     assert engine.tier("dev") == "standard"
+
+
+def test_expected_agents_match_registered_ones_once_they_call() -> None:
+    """A gateway `expect`s every registered agent (no detector state until its first
+    request, for 100,000 agents that mostly never call); it must end up where an agent
+    `register`ed at start would, idle days of hourly ticks included."""
+    identity = Identity("bot", "team", "production", verification="token")
+    drivers = []
+    for eager in (True, False):
+        clock = Clock()
+        engine = TrustEngine(TrustConfig(), clock)
+        if eager:
+            engine.register("bot", created_at=T0 - 2 * DAY, identity=identity)
+        else:
+            engine.expect("bot", created_at=T0 - 2 * DAY, identity=identity)
+            assert engine.agents() == ["bot"] and engine.tier("bot") == "probation"
+            assert "bot" not in engine.snapshot()["agents"]
+        drive = Driver(engine, clock)
+        for _ in range(72):  # three idle days
+            clock.now += H
+            drive.events += engine.tick(clock.now)
+        drive.nights("bot", 14, rate=0.2, hours=5)
+        drivers.append(drive)
+    eager_drive, lazy_drive = drivers
+    assert lazy_drive.engine.tier("bot") == eager_drive.engine.tier("bot") == "trusted"
+    assert [(e.kind, e.tier_before, e.tier_after) for e in lazy_drive.of("bot")] == [
+        (e.kind, e.tier_before, e.tier_after) for e in eager_drive.of("bot")
+    ]
+    assert lazy_drive.engine.explain("bot") == eager_drive.engine.explain("bot")
