@@ -148,6 +148,23 @@ async def list_models(request: web.Request) -> web.Response:
     return web.json_response({"object": "list", "data": data})
 
 
+async def retrieve_model(request: web.Request) -> web.Response:
+    """`GET /v1/models/{model}` (the SDKs' `models.retrieve`): the model if an upstream
+    serves it and policy lets this caller use it, else 404 `model_not_found`."""
+    gw = request.app[GATEWAY]
+    identity = gw.directory.identify(request.headers)
+    model = request.match_info["model"]
+    target = gw.governance.alias_target(model) or model
+    served = gw.router.plan(target, CHAT, "/v1/chat/completions") is not None
+    if not served or not gw.governance.governor.model_allowed(identity, model):
+        raise GatewayError(
+            404, "model_not_found", f"the model {model!r} does not exist or you lack access"
+        )
+    return web.json_response(
+        {"id": model, "object": "model", "created": int(time.time()), "owned_by": "agentctl"}
+    )
+
+
 def create_app(settings: Settings, *, store: Store | None = None) -> web.Application:
     app = web.Application(
         middlewares=[
@@ -165,6 +182,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> web.Applica
         web.post("/v1/responses", endpoint_handler(RESPONSES)),
         web.post("/v1/messages", endpoint_handler(MESSAGES)),
         web.get("/v1/models", list_models),
+        web.get("/v1/models/{model}", retrieve_model),
         web.get("/healthz", healthz),
         *([web.get("/metrics", metrics)] if settings.metrics.enabled else []),
         *(admin.routes() if settings.admin.enabled else []),  # loopback + admin token

@@ -178,6 +178,13 @@ defaults:
     models = await gateway.aclient(A).models.list()
     ids = [m.id for m in models.data]
     assert ids and all(i.startswith("gpt-4o-mini") for i in ids)
+    # models.retrieve (GET /v1/models/{id}) agrees with the list (new-user trial finding)
+    client = gateway.aclient(A, max_retries=0)
+    assert (await client.models.retrieve("gpt-4o-mini")).id == "gpt-4o-mini"
+    for hidden in ("gpt-4o", "no-such-model"):
+        with pytest.raises(openai.NotFoundError) as err:
+            await client.models.retrieve(hidden)
+        assert err.value.code == "model_not_found"
 
 
 async def test_sdk_backs_off_on_rate_limit_and_succeeds(gateway: GatewayHarness) -> None:
