@@ -17,6 +17,7 @@ Rules (DESIGN.md section 3, docs/decisions.md "Identity"):
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import time
 from collections.abc import Callable
@@ -32,9 +33,12 @@ from agentctl.store.sql import hash_secret, split_token
 class ClaimRefused(GatewayError):
     """A registered name claimed without its credential (never counts against it)."""
 
-    def __init__(self, status: int, code: str, message: str, claimed: str) -> None:
+    def __init__(self, status: int, code: str, message: str, declared: Identity) -> None:
         super().__init__(status, code, message, param=HEADER)
-        self.claimed = claimed
+        self.claimed = declared.name
+        # Audited under the name it claimed (verification "refused"), so the owner's
+        # compliance report shows the attempts on its agents; trust never counts them.
+        self.declared = dataclasses.replace(declared, verification="refused")
 
 
 class IdentityMismatch(GatewayError):
@@ -173,7 +177,7 @@ class Directory:
                 "agent_token_required",
                 f"agent {declared.name!r} is registered: present its agent token as "
                 "'Authorization: Bearer agk_...'",
-                declared.name,
+                declared,
             )
         return declared
 

@@ -52,6 +52,7 @@ async def handle(request: web.Request, endpoint: str) -> web.StreamResponse:
                 call.identity = err.token_agent  # charged to the token's own agent
                 gw.trust.mismatch(err.token_agent, err.claimed, call)
             elif isinstance(err, ClaimRefused):
+                call.identity = err.declared  # verification "refused"
                 gw.trust.failed_claim(err.claimed, call, err.code)
             refused = isinstance(err, Refusal) or err.status < 500
             call.refuse(err.status, err.code, err.message, refused=refused)

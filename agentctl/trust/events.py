@@ -65,7 +65,7 @@ class TrustEvent:
 
 
 def undo_command(agent: str, kind: str, detector: str, tier_before: str) -> str | None:
-    if kind == DISABLE:
+    if kind == DISABLE or detector == "disable":  # detector "disable": an operator's
         return f'agentctl agents enable {agent} --reason "..."'
     if kind in (THROTTLE, TIER_CHANGE) and tier_before not in ("", "quarantined"):
         return f'agentctl trust pin {agent} --tier {tier_before} --ttl 24h --reason "..."'

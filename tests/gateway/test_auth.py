@@ -128,6 +128,8 @@ async def test_registered_name_needs_its_token(gateway: GatewayHarness) -> None:
         "refused",
         "agent_token_required",
     )
+    # Under the name it claimed, so team-ml's report shows the attempt (new-user trial).
+    assert (rec["agent"], rec["owner"], rec["verification"]) == ("bot-a", "team-ml", "refused")
 
 
 async def test_token_is_verified_and_never_forwarded(gateway: GatewayHarness) -> None:

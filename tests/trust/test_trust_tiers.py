@@ -162,3 +162,13 @@ def test_expected_agents_match_registered_ones_once_they_call() -> None:
         (e.kind, e.tier_before, e.tier_after) for e in eager_drive.of("bot")
     ]
     assert lazy_drive.engine.explain("bot") == eager_drive.engine.explain("bot")
+
+
+def test_an_operator_disable_is_undone_by_enable_not_a_pin() -> None:
+    """Regression (new-user trial): `trust show` offered `trust pin` as the undo of a
+    manual `agents disable`."""
+    from agentctl.trust import TrustEngine
+
+    engine = TrustEngine(clock=lambda: 1_000_000.0)
+    (event,) = engine.on_disable("bot", "incident")
+    assert event.undo == 'agentctl agents enable bot --reason "..."'
