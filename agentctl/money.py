@@ -14,9 +14,20 @@ PICO = 10**12
 _PICO_D = Decimal(PICO)
 
 
+_KNOWN: dict[tuple[type, Decimal | int | str], int] = {}  # policy limits, mostly
+
+
 def to_pico(usd: Decimal | int | str) -> int:
     """USD -> integer pico-dollars (rounded half-even below one pico-dollar)."""
-    return int((Decimal(usd) * _PICO_D).to_integral_value(rounding=ROUND_HALF_EVEN))
+    key = (usd.__class__, usd)  # equal values of one type give equal results
+    try:
+        return _KNOWN[key]
+    except (KeyError, TypeError):  # TypeError: a signalling NaN cannot be hashed
+        pass
+    pico = int((Decimal(usd) * _PICO_D).to_integral_value(rounding=ROUND_HALF_EVEN))
+    if len(_KNOWN) < 4096:
+        _KNOWN[key] = pico
+    return pico
 
 
 def from_pico(pico: int) -> Decimal:

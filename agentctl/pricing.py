@@ -19,7 +19,8 @@ from __future__ import annotations
 import fnmatch
 import re
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -80,6 +81,39 @@ class Rate:
     linear: bool
     source: str  # "genai-prices:<provider>/<model>" or "override:<pattern>"
     per_request: Decimal  # a fixed fee per request, charged once
+    # The same rates in whole pico-dollars (per_request first) when every one is a whole
+    # number of them, as list prices are: then `pico` needs no Decimal arithmetic.
+    whole_pico: tuple[int, ...] | None = field(init=False, repr=False, compare=False)
+    unit_pico: tuple[int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        whole: tuple[int, ...] | None = None
+        if self.linear:
+            scaled = [Decimal(d) * _PICO for d in (self.per_request, *self.coefficients)]
+            if all(v.is_finite() and v == v.to_integral_value() for v in scaled):
+                whole = tuple(int(v) for v in scaled)
+        object.__setattr__(self, "whole_pico", whole)
+        unit = (_ceil_pico(self.input_per_token), _ceil_pico(self.output_per_token))
+        object.__setattr__(self, "unit_pico", unit)
+
+    def pico(self, u: Usage) -> int | None:
+        """`to_pico(self.usd(u))`: exact pico-dollars, None when unpriceable."""
+        whole = self.whole_pico
+        if whole is None:
+            usd = self.usd(u)
+            return None if usd is None else to_pico(usd)
+        # Whole pico-dollar rates: integer sums are exact and to_pico would round nothing.
+        fee, p_in, p_out, p_cached, p_write, p_reason, p_audio_in, p_audio_out = whole
+        return (
+            fee
+            + p_in * u.prompt_tokens
+            + p_out * u.completion_tokens
+            + p_cached * u.cached_tokens
+            + p_write * u.cache_write_tokens
+            + p_reason * u.reasoning_tokens
+            + p_audio_in * u.input_audio_tokens
+            + p_audio_out * u.output_audio_tokens
+        )
 
     def usd(self, u: Usage) -> Decimal | None:
         """Exact USD, or None when genai-prices cannot price this usage shape."""
@@ -155,9 +189,19 @@ class Pricer:
         self._overrides = {k.lower(): v for k, v in (overrides or {}).items()}
         self._cache: dict[tuple[str, str, date], Rate | None] = {}
         self._lock = threading.Lock()
+        self._today = (0.0, 0.0, date.min)  # [start, end) in epoch seconds, UTC date
+
+    def _utc_today(self) -> date:
+        now = time.time()
+        start, end, day = self._today
+        if not start <= now < end:
+            start = now - now % 86400  # POSIX days are 86,400 s: a UTC midnight
+            day = datetime.fromtimestamp(start, UTC).date()
+            self._today = (start, start + 86400, day)
+        return day
 
     def rate(self, model: str, provider: str, when: datetime | None = None) -> Rate | None:
-        day = (when or datetime.now(UTC)).date()
+        day = when.date() if when is not None else self._utc_today()
         key = (model, provider, day)
         try:
             return self._cache[key]
@@ -198,20 +242,23 @@ class Pricer:
 
     def cost(self, usage: Usage, model: str, provider: str, when: datetime | None = None) -> Cost:
         rate = self.rate(model, provider, when)
-        usd = rate.usd(usage) if rate is not None else None
-        if usd is None:
+        pico = rate.pico(usage) if rate is not None else None
+        if rate is None or pico is None:
             return Cost(None, "unpriced")
-        return Cost(to_pico(usd), rate.source)
+        return Cost(pico, rate.source)
 
     def unit_prices_pico(self, model: str, provider: str) -> tuple[int, int] | None:
         """(input, output) pico-dollars per token, rounded up: for worst-case reservations."""
         rate = self.rate(model, provider)
         if rate is None:
             return None
-        return _ceil_pico(rate.input_per_token), _ceil_pico(rate.output_per_token)
+        return rate.unit_pico
+
+
+_PICO = Decimal(10**12)
 
 
 def _ceil_pico(usd: Decimal) -> int:
-    pico = usd * Decimal(10**12)
+    pico = usd * _PICO
     whole = int(pico)
     return whole + (1 if pico > whole else 0)

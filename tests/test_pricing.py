@@ -181,6 +181,21 @@ def test_overrides_exact_glob_and_precedence() -> None:
     assert pricer.unit_prices_pico("local-llama-7b", "openai") == (2, 0)
 
 
+def test_whole_pico_rates_take_the_integer_path() -> None:
+    pricer = Pricer({"half": ModelPrice(input_per_mtok="0.0000015", output_per_mtok="0")})
+    rate = pricer.rate("gpt-4o-mini", "openai")
+    assert rate is not None and rate.whole_pico is not None
+    usage = Usage(prompt_tokens=1234, completion_tokens=567, cached_tokens=89)
+    usd = rate.usd(usage)
+    assert usd is not None and rate.pico(usage) == to_pico(usd)
+    half = pricer.rate("half", "x")
+    assert half is not None and half.whole_pico is None  # 1.5 pico-dollars: Decimal path
+    # without `when`, today's UTC rate (the day is cached, not recomputed per call)
+    assert pricer.rate("gpt-4o-mini", "openai") is pricer.rate(
+        "gpt-4o-mini", "openai", datetime.now(UTC)
+    )
+
+
 def test_rates_are_cached_per_day() -> None:
     pricer = Pricer()
     day1 = datetime(2025, 6, 1, 12, tzinfo=UTC)

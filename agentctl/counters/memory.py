@@ -112,7 +112,7 @@ class MemoryCounters:
             u[1] += t
             u[2] += p
             used[spec.key] = Amounts(u[0], u[1], u[2])
-        self._holds[rid] = _Hold(tuple(spec.key for spec in windows), amounts, now + ttl)
+        self._holds[rid] = _Hold(tuple([spec.key for spec in windows]), amounts, now + ttl)
         return ReserveResult(True, tuple(exceeded), used)
 
     async def settle(self, rid: str, actual: Amounts, *, now: float) -> SettleResult | None:
@@ -195,21 +195,35 @@ class MemoryCounters:
 
     async def take(self, buckets: Sequence[Bucket], *, now: float) -> RateResult:
         self._tick(now)
-        levels = [self._level(b, now) for b in buckets]
-        fits = [lv >= min(b.cost, b.capacity) for b, lv in zip(buckets, levels, strict=True)]
-        ok = all(f or not b.enforce for b, f in zip(buckets, fits, strict=True))
+        # `_level` and `_store` inlined (this runs on every request), same arithmetic.
+        table = self._buckets
+        levels = []
+        ok = True
+        for b in buckets:
+            held = table.get(b.key)
+            if held is None:
+                level = float(b.capacity)
+            else:
+                level, at, _ = held
+                level = min(float(b.capacity), level + max(0.0, now - at) * b.per_minute / 60.0)
+            levels.append(level)
+            if b.enforce and not level >= min(b.cost, b.capacity):
+                ok = False
         states = []
-        for bucket, level, fit in zip(buckets, levels, fits, strict=True):
+        for bucket, level in zip(buckets, levels, strict=True):
+            capacity = bucket.capacity
             rate = bucket.per_minute / 60.0
+            need = min(bucket.cost, capacity)
+            fit = level >= need
             if ok and fit:
-                states.append(self._store(bucket, level - bucket.cost, now))
+                level -= bucket.cost
+                reset = max(0.0, (capacity - level) / rate)
+                table[bucket.key] = (level, now, now + reset)
+                states.append(BucketState(bucket.key, capacity, max(0, int(level)), reset))
                 continue
-            need = min(bucket.cost, bucket.capacity)
             retry = 0.0 if fit else (need - level) / rate
-            reset = max(0.0, (bucket.capacity - level) / rate)
-            states.append(
-                BucketState(bucket.key, bucket.capacity, max(0, int(level)), reset, retry, fit)
-            )
+            reset = max(0.0, (capacity - level) / rate)
+            states.append(BucketState(bucket.key, capacity, max(0, int(level)), reset, retry, fit))
         return RateResult(ok, tuple(states))
 
     async def adjust(self, bucket: Bucket, delta: int, *, now: float) -> None:

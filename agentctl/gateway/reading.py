@@ -45,6 +45,14 @@ async def read_body(request: web.Request, limit: int, timeout: float | None = No
     length = request.content_length
     if length is not None and length > limit:
         raise _too_large(limit)
+    content = request.content
+    if content.is_eof() and content.exception() is None:
+        # The whole body is buffered already (a small request arrives with its headers):
+        # nothing can wait, so no deadline needs arming.
+        whole = content.read_nowait(-1)
+        if len(whole) > limit:
+            raise _too_large(limit)
+        return whole
     chunks: list[bytes] = []
     size = 0
     try:

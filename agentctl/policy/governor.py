@@ -54,6 +54,11 @@ def _hit(refusal: Refusal) -> ShadowHit:
     return ShadowHit(refusal.rule_id, refusal.status, refusal.message)
 
 
+def _ref(refs: tuple[WindowRef, ...], key: str) -> WindowRef:
+    """The window a counter names (only on a refusal or shadow hit: no map per request)."""
+    return {r.spec.key: r for r in refs}[key]
+
+
 class Governor:
     def __init__(
         self,
@@ -139,7 +144,6 @@ class Governor:
         slot = await self._take_slot(pol, rid, rate_multiplier, now, deny)
 
         refs = self.window_refs(pol, now)
-        by_key = {r.spec.key: r for r in refs}
         try:
             specs = [r.spec for r in refs]
             result = await self.counters.reserve(
@@ -147,12 +151,12 @@ class Governor:
             )
             if not result.ok:
                 first = result.exceeded[0]
-                raise refusals.budget(pol, by_key[first.key], first, now)
+                raise refusals.budget(pol, _ref(refs, first.key), first, now)
         except BaseException:
             if slot is not None:
                 await self.counters.release_slot(slot, rid)
             raise
-        shadow += [_hit(refusals.budget(pol, by_key[e.key], e, now)) for e in result.exceeded]
+        shadow += [_hit(refusals.budget(pol, _ref(refs, e.key), e, now)) for e in result.exceeded]
         return Admission(
             identity=identity,
             policy=pol,
