@@ -101,7 +101,10 @@ async def test_control_bytes_in_any_header_are_refused(
 
 
 async def test_a_trickled_request_head_is_cut_off_with_408(gateway: GatewayHarness) -> None:
-    await gateway.restart(limits=Limits(header_timeout_seconds=0.3))
+    # The trickle (0.3 s) ends well before the deadline (1 s): a byte written after the
+    # gateway answered and closed would reset the connection and lose the reply (seen
+    # on a loaded CI machine with a 0.3 s deadline).
+    await gateway.restart(limits=Limits(header_timeout_seconds=1.0))
     reader, writer = await connect(gateway.url)
     try:
         writer.write(b"POST " + CHAT.encode() + b" HTTP/1.1\r\nHost: gateway\r\nX-Slow: ")
