@@ -110,7 +110,10 @@ def _refuse_duplicates(raw: bytes) -> None:
             seen.add(key)
         return dict(items)
 
-    json.loads(raw, object_pairs_hook=pairs)
+    try:
+        json.loads(raw, object_pairs_hook=pairs)
+    except RecursionError:
+        raise GatewayError(400, "invalid_json", "request body is nested too deeply") from None
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
