@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import socket
+from collections.abc import Awaitable, Callable
 
 import httpx
 import openai
@@ -305,25 +306,32 @@ async def test_stream_without_usage_is_estimated(gateway: GatewayHarness) -> Non
     assert gateway.sim.state.requests[-1].json["stream_options"] == {"include_usage": True}
 
 
-async def test_non_json_upstream_error_is_502(gateway: GatewayHarness) -> None:
-    """A proxy in front of the provider answering HTML must not reach the SDK as-is."""
-
-    async def html(_: web.Request) -> web.Response:
-        return web.Response(status=503, text="<html>down</html>", content_type="text/html")
-
+async def post_through(
+    gateway: GatewayHarness, name: str, handler: Callable[[web.Request], Awaitable[web.Response]]
+) -> httpx.Response:
+    """One chat request through the gateway to a one-route upstream answering `handler`."""
     app = web.Application()
-    app.router.add_post("/v1/chat/completions", html)
+    app.router.add_post("/v1/chat/completions", handler)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     try:
         port = runner.addresses[0][1]
-        lb = sim_upstream(gateway.sim, name="lb", base_url=f"http://127.0.0.1:{port}/v1")
-        await gateway.restart(upstreams=(lb,))
-        resp = await post(gateway)
+        upstream = sim_upstream(gateway.sim, name=name, base_url=f"http://127.0.0.1:{port}/v1")
+        await gateway.restart(upstreams=(upstream,))
+        return await post(gateway)
     finally:
         await runner.cleanup()
+
+
+async def test_non_json_upstream_error_is_502(gateway: GatewayHarness) -> None:
+    """A proxy in front of the provider answering HTML must not reach the SDK as-is."""
+
+    async def html(_: web.Request) -> web.Response:
+        return web.Response(status=503, text="<html>down</html>", content_type="text/html")
+
+    resp = await post_through(gateway, "lb", html)
     err = error_of(resp, 502, "upstream_error")
     assert err["message"] == "upstream answered 503 without an error object: '<html>down</html>'"
     [rec] = await gateway.records()
@@ -344,19 +352,7 @@ async def test_upstream_refusing_our_key_is_502_and_quotes_nothing(
                           "code": "invalid_api_key"}}  # fmt: skip
         return web.json_response(body, status=401)
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", refuse)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = runner.addresses[0][1]
-        bad = sim_upstream(gateway.sim, name="prov", base_url=f"http://127.0.0.1:{port}/v1")
-        await gateway.restart(upstreams=(bad,))
-        resp = await post(gateway)
-    finally:
-        await runner.cleanup()
+    resp = await post_through(gateway, "prov", refuse)
     err = error_of(resp, 502, "upstream_auth_failed")
     assert "upstreams[].api_key" in err["message"] and "'prov'" in err["message"]
     assert resp.headers["x-agentctl-upstream-status"] == "401"
