@@ -70,7 +70,10 @@ async def test_anthropic_sdk_raises_its_own_error_types_on_refusals(
     with pytest.raises(anthropic.PermissionDeniedError) as caught:
         await client.messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=MSG)
     assert caught.value.status_code == 403
-    assert "agent_disabled" in str(caught.value)
+    # The body, not str(): anthropic 2.x no longer prints the body in the message.
+    assert isinstance(caught.value.body, dict)
+    assert caught.value.body["error"]["code"] == "agent_disabled"
+    assert "agents enable bot-a" in caught.value.message
     [rec] = await gateway.records()  # x-should-retry: false, so no retries
     assert rec["rule_id"] == "agent_disabled"
 
