@@ -6,22 +6,30 @@ about 10 times faster (bench/README.md, "What was slow"). It is stricter than `j
 decides: every document `json` accepted is still accepted with the same value, and
 every error is still `json`'s own error with its own message. orjson reads an integer
 beyond 64 bits as a float where `json` keeps it exact, so a document with a run of 19
-or more digits anywhere goes to `json` too (a regex scan costs far less than a parse).
+or more digits anywhere goes to `json` too (`has_long_number`, a scan that costs far
+less than a parse).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
-LONG_NUMBER = re.compile(rb"[0-9]{19}")
+_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))  # digit -> "0"
+_LONG_RUN = b"0" * 19
+
+
+def has_long_number(data: bytes) -> bool:
+    """A run of 19 or more ASCII digits anywhere in `data`. One C pass (`translate`)
+    and one substring search: ~6x cheaper than the regex `[0-9]{19}` it replaces, which
+    tried a match at every position (5% of a request's instructions, callgrind)."""
+    return _LONG_RUN in data.translate(_DIGITS)
 
 
 def loads(data: bytes) -> Any:
-    if LONG_NUMBER.search(data) is not None:
+    if has_long_number(data):
         return json.loads(data)
     try:
         return orjson.loads(data)

@@ -4,6 +4,7 @@ assembles them and turns operator errors into a message and an exit code:
 
 from __future__ import annotations
 
+import importlib
 import traceback
 from typing import Any
 
@@ -13,8 +14,53 @@ from typer.exceptions import TyperException
 
 from agentctl.errors import CliError
 
+# Every command and the module defining it, in `--help` order. A module is imported only
+# when one of its commands is looked up: `agentctl agents disable` does not load the
+# gateway, and `agentctl serve` does not load report, tail, demo or upstreams (start-up
+# time and resident memory, issue 8). `completions` stays eager: shell completion needs
+# its `completion_init()` before any command is looked up.
+_COMMANDS = {
+    "init": "serve",
+    "serve": "serve",
+    "report": "report",
+    "tail": "tail",
+    "demo": "demo",
+    "upstreams": "upstreams",
+    "agents": "agents",
+    "audit": "audit",
+    "policy": "policy",
+    "trust": "trust",
+    "db": "db",
+    "completions": "completions",
+}
+_GROUPS = frozenset({"agents", "audit", "policy", "trust", "db"})  # modules with a sub-`app`
+_SETTINGS: dict[str, Any] = {
+    "add_completion": False,
+    "pretty_exceptions_enable": False,
+    "rich_markup_mode": None,
+}
+
+
+def _load(module_name: str) -> dict[str, Any]:
+    """The click commands one CLI module defines."""
+    module = importlib.import_module(f"agentctl.cli.{module_name}")
+    holder = typer.Typer(**_SETTINGS)
+    if module_name in _GROUPS:
+        holder.add_typer(module.app, name=module_name)
+    else:
+        module.register(holder)
+    return dict(typer.main.get_group(holder).commands)
+
 
 class _Group(TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in _COMMANDS:
+            self.commands.update(_load(_COMMANDS[cmd_name]))
+        return self.commands.get(cmd_name)
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
@@ -56,9 +102,7 @@ app = typer.Typer(
     name="agentctl",
     help="agentctl: an agent-native AI gateway. Per-agent identity, policy, audit and trust.",
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    **_SETTINGS,
 )
 
 
@@ -70,31 +114,9 @@ def _root(
 
 
 def _register() -> None:
-    from agentctl.cli import (
-        agents,
-        audit,
-        completions,
-        db,
-        demo,
-        policy,
-        report,
-        serve,
-        tail,
-        trust,
-        upstreams,
-    )
+    from agentctl.cli import completions
 
-    serve.register(app)
-    app.add_typer(agents.app, name="agents")
-    app.add_typer(audit.app, name="audit")
-    app.add_typer(policy.app, name="policy")
-    app.add_typer(trust.app, name="trust")
-    app.add_typer(db.app, name="db")
-    report.register(app)
-    tail.register(app)
-    demo.register(app)
     completions.register(app)
-    upstreams.register(app)
 
 
 _register()

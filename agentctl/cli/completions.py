@@ -76,8 +76,10 @@ def complete_agent_names(incomplete: str) -> list[str]:
 def _commands(cmd: Any, ctx: Any) -> list[tuple[Any, Any]]:
     """Every command of the tree with its context, depth first, in registration order."""
     found = [(cmd, ctx)]
-    for name, sub in getattr(cmd, "commands", {}).items():
-        if getattr(sub, "hidden", False):
+    names = cmd.list_commands(ctx) if hasattr(cmd, "list_commands") else []
+    for name in names:  # list/get: the root group loads its command modules lazily
+        sub = cmd.get_command(ctx, name)
+        if sub is None or getattr(sub, "hidden", False):
             continue
         child = sub.context_class(
             sub, info_name=name, parent=ctx, terminal_width=HELP_WIDTH, max_content_width=HELP_WIDTH

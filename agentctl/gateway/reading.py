@@ -146,7 +146,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
 def _fast_parse(raw: bytes) -> Any:
     """orjson's parse when it agrees with `json` (agentctl.codec); None to take the slow
     path, which produces every error message."""
-    if codec.LONG_NUMBER.search(raw) is not None:
+    if codec.has_long_number(raw):
         return None
     try:
         return orjson.loads(raw)

@@ -85,7 +85,9 @@ _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")  # control characters but tab
 
 
 def _check_header_value(name: str, value: str) -> None:
-    if _CONTROL.search(value) is not None:
+    # isprintable(): no control character at all (the common case, one C pass); else
+    # the regex decides (a tab and non-ASCII text are allowed).
+    if not value.isprintable() and _CONTROL.search(value) is not None:
         raise GatewayError(
             400,
             "invalid_header",

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +38,12 @@ COLOUR = re.compile(r"\x1b\[[0-9;]*(?:3[0-9]|9[0-7]|38;)[0-9;]*m")
 
 def tree(cmd: Any = ROOT_CMD, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
     found = [(path, cmd)]
-    for name, sub in getattr(cmd, "commands", {}).items():
-        if not sub.hidden:
-            found += tree(sub, (*path, name))
+    if hasattr(cmd, "list_commands"):  # the root loads its command modules lazily
+        ctx = cmd.context_class(cmd, info_name="agentctl")
+        for name in cmd.list_commands(ctx):
+            sub = cmd.get_command(ctx, name)
+            if not sub.hidden:
+                found += tree(sub, (*path, name))
     return found
 
 
@@ -145,3 +150,23 @@ def test_no_color_is_honoured_and_json_stays_clean(home: Path) -> None:
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
     failed = agentctl("report", "--json", "--since", "garbage", env={"FORCE_COLOR": "1"})
     assert failed.returncode == 2 and failed.stdout == "" and "error:" in failed.stderr
+
+
+def test_a_command_loads_only_its_own_module() -> None:
+    """`agentctl agents ...` at 2 a.m. must not pay for the gateway, the simulator or
+    the report code: command modules load lazily (agentctl/cli/__init__.py)."""
+    probe = (
+        "import sys, atexit\n"
+        "heavy = ('aiohttp', 'agentctl.gateway.app', 'agentctl.simulator', 'httpx', "
+        "'agentctl.cli.report', 'agentctl.cli.serve')\n"
+        "atexit.register(lambda: print(sorted(m for m in heavy if m in sys.modules)))\n"
+        "sys.argv = ['agentctl', 'agents', 'list', '--help']\n"
+        "from agentctl.cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "agentctl agents list" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "[]"
