@@ -58,7 +58,9 @@ ANCHORS = sa.Table(
 
 
 def canonical(row: Mapping[str, Any]) -> bytes:
-    body = {k: v for k, v in row.items() if k not in HASHED_EXCLUDE and v is not None}
+    body = {k: v for k, v in row.items() if v is not None}
+    for key in HASHED_EXCLUDE:
+        body.pop(key, None)
     fast = _orjson_canonical(body)
     if fast is not None:
         return fast

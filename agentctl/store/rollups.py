@@ -94,22 +94,30 @@ def row_sums(row: Mapping[str, Any]) -> tuple[int, ...]:
 
 def add(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Fold newly appended rows into every rollup (request rows only): summed in Python,
-    then one driver-level upsert `executemany` per grain (`store.driver`)."""
+    then one driver-level upsert `executemany` per grain (`store.driver`). Rows are
+    grouped by their hourly key once; coarser grains regroup the hourly groups (a grain's
+    span is a whole number of hours) and each group's columns are summed by `sum`."""
     requests = [r for r in rows if r.get("kind", "request") == "request"]
     if not requests:
         return
-    sums = [row_sums(row) for row in requests]
+    hourly: dict[tuple[Any, ...], list[tuple[int, ...]]] = {}
+    for row in requests:
+        key = row_key(row, HOUR_US)
+        group = hourly.get(key)
+        if group is None:
+            hourly[key] = [row_sums(row)]
+        else:
+            group.append(row_sums(row))
     for grain in GRAINS:
-        totals: dict[tuple[Any, ...], list[int]] = {}
-        for row, row_total in zip(requests, sums, strict=True):
-            acc = totals.get(key := row_key(row, grain.span_us))
-            if acc is None:
-                totals[key] = list(row_total)
-            else:
-                for i, v in enumerate(row_total):
-                    acc[i] += v
+        hours = grain.span_us // HOUR_US
+        groups = hourly
+        if hours != 1:
+            groups = {}
+            for key, sums in hourly.items():
+                groups.setdefault((key[0] // hours, *key[1:]), []).extend(sums)
         conn.exec_driver_sql(
-            driver.sql(conn, _upsert(grain)), [(*k, *v) for k, v in totals.items()]
+            driver.sql(conn, _upsert(grain)),
+            [(*key, *map(sum, zip(*sums, strict=True))) for key, sums in groups.items()],
         )
 
 

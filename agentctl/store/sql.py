@@ -520,6 +520,8 @@ _DEFAULTS: dict[str, Any] = {
     for c in AUDIT.columns
 }
 _COLUMNS = tuple(c.name for c in AUDIT.columns)
+_KNOWN = frozenset(_COLUMNS)
+_PLAIN = frozenset({str})
 _as_tuple = operator.itemgetter(*_COLUMNS)
 _LOCK_HEAD = 'UPDATE chain_heads SET "last_id" = "last_id" WHERE "chain" = ?'
 _READ_HEAD = 'SELECT "last_id", "last_hash" FROM chain_heads WHERE "chain" = ?'
@@ -533,13 +535,17 @@ def _full_row(raw: Mapping[str, Any]) -> dict[str, Any]:
 
     Unknown keys are dropped and NUL characters replaced (PostgreSQL refuses them in
     text), so one odd row (a client-chosen model name) can never poison a batch."""
-    row = dict(_DEFAULTS)
-    for key, value in raw.items():
-        if key in row:
-            if isinstance(value, str) and (type(value) is not str or "\x00" in value):
-                value = value.replace("\x00", "\ufffd")  # also makes a plain str
-            row[key] = value
+    if raw.keys() <= _KNOWN:  # the usual row: every key a column
+        row = {**_DEFAULTS, **raw}
+    else:
+        row = dict(_DEFAULTS)
+        row.update((k, v) for k, v in raw.items() if k in _KNOWN)
     row.pop("id", None)
+    texts = [v for v in row.values() if isinstance(v, str)]
+    if "\x00" in "".join(texts) or not set(map(type, texts)) <= _PLAIN:
+        for key, value in row.items():
+            if isinstance(value, str):
+                row[key] = value.replace("\x00", "\ufffd")  # also makes a plain str
     return row
 
 

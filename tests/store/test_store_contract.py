@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agentctl.audit.verify import verify
 from agentctl.store.chain import record_hash
 from agentctl.store.sql import Store, StoreError, hash_secret, split_token
 from tests.backends import postgres_database
@@ -111,3 +112,23 @@ def test_records_after_filters(store: Store) -> None:
     assert [r["request_id"] for r in store.records_after(0, agent="a")] == ["a1", "a2"]
     assert [r["request_id"] for r in store.records_after(1, owner="t1")] == ["a2"]
     assert store.last_id() == 3 and store.count_records() == 3
+
+
+def test_odd_rows_are_normalised_and_still_verify(store: Store) -> None:
+    """NUL characters (PostgreSQL refuses them), str subclasses and unknown keys: the
+    appender's fast path must hand each to the slow path, and the chain must verify."""
+
+    class Name(str):
+        pass
+
+    rows = [
+        {"request_id": "n1", "ts_us": 1000, "agent": "a", "model": "gpt\x00evil"},
+        {"request_id": "n2", "ts_us": 1001, "agent": Name("b"), "model": "m"},
+        {"request_id": "n3", "ts_us": 1002, "agent": "c", "not_a_column": "x"},
+    ]
+    assert store.append_records(rows) == 3
+    recs = {r["request_id"]: r for r in store.records_after(0, limit=10, kinds=None)}
+    assert recs["n1"]["model"] == "gpt\ufffdevil"
+    assert recs["n2"]["agent"] == "b" and type(recs["n2"]["agent"]) is str
+    assert "not_a_column" not in recs["n3"]
+    assert verify(store).ok
