@@ -105,6 +105,32 @@ def test_unterminated_last_event_is_forwarded_and_metered() -> None:
     assert meter.usage == CHAT_USAGE
 
 
+def test_a_model_writing_done_does_not_end_metering() -> None:
+    """Regression: any event containing "[DONE]" used to mark the stream terminal, so a
+    model that wrote the word ended metering before the usage chunk (estimated cost)."""
+    meter = StreamMeter(CHAT, hide_usage_chunk=True)
+    events = [chunk("[DONE]"), chunk("x"), data({"x": "[DONE]"})]
+    out = run(meter, events)
+    assert not meter.terminal and meter.content_events == 3
+    assert out == b"".join(events)
+    run(meter, [USAGE_CHUNK, b"data:[DONE]\n\n"])
+    assert meter.terminal and meter.usage == CHAT_USAGE
+
+
+def test_usage_key_written_with_spaces_is_still_null() -> None:
+    meter = StreamMeter(CHAT)
+    spaced = b'data: {"id":"c1","choices":[{"delta":{"content":"usage"}}],"usage" : null}\n\n'
+    run(meter, [spaced, chunk("a")])
+    assert meter.usage is None and meter.content_events == 2
+
+
+def test_absurdly_nested_upstream_json_is_not_an_error() -> None:
+    meter = StreamMeter(CHAT)
+    deep = b'data: {"usage": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n\n"
+    assert run(meter, [deep]) == deep
+    assert meter.usage is None
+
+
 def test_error_event_is_noticed() -> None:
     meter = StreamMeter(CHAT)
     run(meter, [chunk("a"), data({"error": {"message": "boom", "type": "server_error"}})])

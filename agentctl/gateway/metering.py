@@ -20,16 +20,17 @@ event seen. The record is flagged `usage_source = "estimated"`.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+from agentctl import codec
 from agentctl.facts import MESSAGES, RESPONSES
 from agentctl.sse import EventSplitter, parse_event
 from agentctl.usage import Usage, from_anthropic, from_openai, from_responses
 
 _NULL_USAGE = re.compile(rb'"usage"\s*:\s*null')
 _TERMINAL = (b"response.completed", b"response.incomplete", b"response.failed")
+_SHORT = 64  # the [DONE] sentinel and an error event's opening fit in this many bytes
 
 
 class StreamMeter:
@@ -90,12 +91,14 @@ class StreamMeter:
             elif b'"error"' in raw:
                 self.error = "upstream error event"
             return True
-        if b'"usage"' not in raw or b'"usage":null' in raw or _NULL_USAGE.search(raw):
-            if b"[DONE]" in raw:
+        # The usage key, when present, ends OpenAI chunks: search from the end.
+        at = raw.rfind(b'"usage"')
+        if at == -1 or raw.startswith(b":null", at + 7) or _NULL_USAGE.match(raw, at):
+            if len(raw) < _SHORT and _is_done(raw):
                 self.terminal = True
             elif b"data" in raw:
                 self.content_events += 1
-                if b'"error"' in raw and raw.lstrip().startswith(b'data: {"error"'):
+                if b'"error"' in raw[:_SHORT] and raw.lstrip().startswith(b'data: {"error"'):
                     self.error = "upstream error event"
             return True
         data = _json(raw)
@@ -137,11 +140,17 @@ class StreamMeter:
         self.usage = from_anthropic(merged)
 
 
+def _is_done(raw: bytes) -> bool:
+    """The `data: [DONE]` sentinel itself, not a content event that mentions it (the
+    model writing "[DONE]" must not end metering before the usage chunk)."""
+    return b"[DONE]" in raw and parse_event(raw)[1].strip() == b"[DONE]"
+
+
 def _json(raw: bytes) -> dict[str, Any] | None:
     _, data = parse_event(raw)
     try:
-        value = json.loads(data)
-    except ValueError:
+        value = codec.loads(data)
+    except (ValueError, RecursionError):  # an upstream's malformed or absurdly nested JSON
         return None
     return value if isinstance(value, dict) else None
 
