@@ -430,13 +430,6 @@ def _judge_stream(call: Call, attempts: Attempts) -> None:
         attempts.verdict = True
 
 
-async def _chain(first: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    if first:
-        yield first
-    async for chunk in chunks:
-        yield chunk
-
-
 async def _relay_stream(
     request: web.Request,
     call: Call,
@@ -456,8 +449,9 @@ async def _relay_stream(
         await out.prepare(request)
         final = False
         capture = call.capture  # opt-in body storage (audit.bodies)
-        async for chunk in _chain(first, chunks):
-            data = meter.feed(chunk)
+        chunk = first
+        while True:  # the first chunk, then the rest (no wrapping generator per chunk)
+            data = meter.feed(chunk) if chunk else b""
             if capture is not None and data:
                 capture.take_stream(data)
             if meter.terminal and not final:
@@ -467,6 +461,10 @@ async def _relay_stream(
             if data:
                 call.mark_first_byte()
                 await out.write(data)
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                break
         tail = meter.finish()
         if not final:
             call.usage = _metered(meter, facts, call)
