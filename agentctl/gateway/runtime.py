@@ -34,6 +34,7 @@ from agentctl.gateway.proxies import TrustedProxies
 from agentctl.gateway.routing import Router, effective_lane
 from agentctl.gateway.trustkeeper import TrustKeeper
 from agentctl.identity import Identity
+from agentctl.ids import random_hex
 from agentctl.metrics import Metrics, TierReading
 from agentctl.pricing import Pricer
 from agentctl.store.recorder import Recorder
@@ -115,7 +116,7 @@ class Gateway:
         agent = request.headers.get("User-Agent", "")
         return Call(
             source=f"{_network(peer)}|{agent.split(' ', 1)[0][:40]}",
-            request_id="req_" + secrets.token_hex(12),
+            request_id="req_" + random_hex(12),
             ts_us=time.time_ns() // 1000,
             started=time.perf_counter(),
             path=request.path,
