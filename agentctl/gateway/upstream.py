@@ -145,6 +145,10 @@ def inject_usage(body: dict[str, Any]) -> bytes:
     return json.dumps({**body, "stream_options": merged}).encode()
 
 
+class _StreamTooLarge(Exception):
+    """The upstream streamed more than `limits.max_response_bytes`."""
+
+
 def _sse_error(message: str, code: str) -> bytes:
     payload = {"error": {"message": message, "type": "api_error", "param": None, "code": code}}
     return b"data: " + json.dumps(payload).encode() + b"\n\n"
@@ -238,7 +242,16 @@ async def forward(
             if chunks is not None:
                 call.status = status
                 response = await _relay_stream(
-                    request, call, upstream, chunks, first, facts, out, own_headers, on_final
+                    request,
+                    call,
+                    upstream,
+                    chunks,
+                    first,
+                    facts,
+                    out,
+                    own_headers,
+                    on_final,
+                    max_response_bytes,
                 )
                 _judge_stream(call, attempts)
                 return response
@@ -440,6 +453,7 @@ async def _relay_stream(
     out_bound: Outbound,
     own_headers: dict[str, str],
     on_final: Callable[[], None],
+    max_bytes: int,
 ) -> web.StreamResponse:
     headers = response_headers(upstream.headers)
     headers.update(own_headers)
@@ -450,7 +464,11 @@ async def _relay_stream(
         final = False
         capture = call.capture  # opt-in body storage (audit.bodies)
         chunk = first
+        received = 0
         while True:  # the first chunk, then the rest (no wrapping generator per chunk)
+            received += len(chunk)
+            if received > max_bytes:
+                raise _StreamTooLarge
             data = meter.feed(chunk) if chunk else b""
             if capture is not None and data:
                 capture.take_stream(data)
@@ -481,6 +499,12 @@ async def _relay_stream(
             call.outcome = "upstream_error"
             call.message = f"upstream reset mid-stream ({type(exc).__name__})"
             await _try_write(out, _sse_error(call.message, "upstream_reset"))
+    except _StreamTooLarge:  # the upstream connection is closed, not reused (release)
+        call.outcome = "upstream_error"
+        call.message = (
+            f"upstream stream exceeded limits.max_response_bytes ({max_bytes} bytes); cut off"
+        )
+        await _try_write(out, _sse_error(call.message, "upstream_response_too_large"))
     except TimeoutError:
         call.outcome = "timeout"
         call.message = "upstream stream went idle past the timeout"

@@ -202,3 +202,25 @@ async def test_upstream_body_over_the_cap_is_502(gateway: GatewayHarness) -> Non
     assert (row["status"], row["rule_id"]) == (502, "upstream_response_too_large")
     small = await post(gateway, **{"x-sim-response-bytes": "10000"})
     assert small.status_code == 200
+
+
+async def test_upstream_stream_over_the_cap_is_cut_off_and_audited(
+    gateway: GatewayHarness,
+) -> None:
+    """A stream has no Content-Length to refuse up front: the relay counts what it
+    receives and, past `limits.max_response_bytes`, ends the client's stream with an
+    error event and closes the upstream connection; the call is still audited once."""
+    await gateway.restart(limits=Limits(max_response_bytes=20_000))
+    body = RAW_BODY.replace(b'"messages"', b'"stream": true, "messages"', 1)
+    resp = await post(gateway, body, **{"x-sim-response-bytes": "200000"})
+    assert resp.status_code == 200  # the header was out before the cap was reached
+    assert resp.text.rstrip().endswith("}")
+    last = resp.text.rstrip().rsplit("data: ", 1)[1]
+    assert '"upstream_response_too_large"' in last
+    assert len(resp.content) < 40_000
+    [row] = await gateway.records()
+    assert row["outcome"] == "upstream_error"
+    assert "max_response_bytes" in row["message"]
+    assert row["usage_source"] == "estimated" and row["prompt_tokens"] > 0  # still metered
+    small = await post(gateway, body, **{"x-sim-response-bytes": "10000"})
+    assert small.status_code == 200 and "data: [DONE]" in small.text
