@@ -85,3 +85,29 @@ async def test_json_logs_of_a_full_run_carry_no_credentials(
     assert "house-model-7" in messages  # the unpriced warning is one of them
     assert "shutting down" in messages
     assert not other, other
+
+
+def test_log_lines_follow_stderr_when_it_is_swapped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: the handler kept the stderr of the moment `setup_logging` ran; after a
+    CLI test runner closed its buffer, every later record printed 'Logging error'."""
+    import io
+    import logging
+
+    from agentctl.logs import setup_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        first = io.StringIO()
+        monkeypatch.setattr("sys.stderr", first)
+        setup_logging("text", "info")
+        first.close()  # what CliRunner does with its buffer
+        second = io.StringIO()
+        monkeypatch.setattr("sys.stderr", second)
+        monkeypatch.setattr(logging, "raiseExceptions", True)
+        logging.getLogger("agentctl.test").warning("still heard")
+        value = second.getvalue()
+        assert "WARNING agentctl.test: still heard" in value and "Logging error" not in value
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
