@@ -57,8 +57,11 @@ class _Group(TyperGroup):
         return list(_COMMANDS)
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        if cmd_name not in self.commands and cmd_name in _COMMANDS:
-            self.commands.update(_load(_COMMANDS[cmd_name]))
+        if cmd_name not in self.commands:
+            # An unknown name (a typo) loads every module: typer suggests from `commands`.
+            wanted = [_COMMANDS[cmd_name]] if cmd_name in _COMMANDS else set(_COMMANDS.values())
+            for module_name in wanted:
+                self.commands.update(_load(module_name))
         return self.commands.get(cmd_name)
 
     def invoke(self, ctx: Any) -> Any:

@@ -154,6 +154,9 @@ def _fast_parse(raw: bytes) -> Any:
         return None
 
 
+MAX_INT_FIELD = 2**31 - 1  # max_tokens, n, best_of: providers' own int32 limit
+
+
 def _int_field(body: dict[str, Any], name: str) -> int | None:
     value = body.get(name)
     if value is None:
@@ -161,6 +164,10 @@ def _int_field(body: dict[str, Any], name: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise GatewayError(
             400, "invalid_value", f"'{name}' must be a non-negative integer", param=name
+        )
+    if value > MAX_INT_FIELD:  # no provider takes more; and the reservation must fit int64
+        raise GatewayError(
+            400, "invalid_value", f"'{name}' must be at most {MAX_INT_FIELD}", param=name
         )
     return value
 

@@ -69,9 +69,36 @@ def append_isolating(
         if transient(exc):
             raise
         if len(rows) == 1:
+            clamped = clamp_integers(rows[0])
+            if clamped is not None:  # an absurd number must not cost the record itself
+                try:
+                    return store.append_records([clamped])
+                except Exception as again:
+                    if transient(again):
+                        raise
+                    exc = again
             reject(rows[0], exc)
             return 0
         return sum(append_isolating(store, [row], reject) for row in rows)
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def clamp_integers(row: dict[str, Any]) -> dict[str, Any] | None:
+    """`row` with integers beyond the store's 64-bit columns clamped to the range and the
+    fields named in its message; None when there is none (the failure was something else).
+    An upstream reporting 10**30 tokens is then audited with the limit, not set aside."""
+    low, high = INT64
+    over = [
+        k for k, v in row.items() if type(v) is int and not low <= v <= high and k != "id"
+    ]
+    if not over:
+        return None
+    fixed = {k: (max(low, min(high, v)) if k in over else v) for k, v in row.items()}
+    note = f"values beyond 64 bits clamped: {', '.join(sorted(over))}"
+    fixed["message"] = f"{row['message']}; {note}" if row.get("message") else note
+    return fixed
 
 
 def rejecter(directory: Path | None) -> Callable[[dict[str, Any], Exception], None]:

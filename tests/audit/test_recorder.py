@@ -48,6 +48,23 @@ def test_a_row_the_store_refuses_does_not_block_the_rows_behind_it(
     assert not list((tmp_path / "journal").glob("seg-*")), "committed segments are collected"
 
 
+def test_integers_beyond_64_bits_are_clamped_not_lost(store: Store, tmp_path: Path) -> None:
+    """Regression: an upstream (or client) number beyond SQLite's int64 made the store
+    refuse the row; the request was served and its record only sat in rejected.jsonl."""
+    recorder = Recorder(store, journal=Journal(tmp_path / "journal"), flush_interval=0.01)
+    recorder.start()
+    recorder.record(row("huge", prompt_tokens=10**30, cost_pico=-(10**25), message="ok"))
+    recorder.record(row("after", prompt_tokens=3))
+    assert recorder.wait_idle(10)
+    recorder.close()
+    recs = {r["request_id"]: r for r in store.records_after(0, kinds=None)}
+    assert recs["huge"]["prompt_tokens"] == 2**63 - 1
+    assert recs["huge"]["cost_pico"] == -(2**63)
+    assert recs["huge"]["message"] == "ok; values beyond 64 bits clamped: cost_pico, prompt_tokens"
+    assert recs["after"]["prompt_tokens"] == 3
+    assert not (tmp_path / "journal" / REJECTED).exists()
+
+
 def test_replay_survives_torn_and_odd_lines_and_isolates_bad_rows(
     store: Store, tmp_path: Path
 ) -> None:

@@ -170,3 +170,16 @@ def test_a_command_loads_only_its_own_module() -> None:
     assert done.returncode == 0, done.stderr
     assert "agentctl agents list" in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_mistyped_command_gets_a_suggestion() -> None:
+    """Regression: with lazily loaded modules typer only suggested `completions`."""
+    done = subprocess.run(  # a fresh process: here every module is loaded already
+        [sys.executable, "-m", "agentctl", "agnets", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "No such command 'agnets'. Did you mean 'agents'?" in done.stderr

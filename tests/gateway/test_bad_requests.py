@@ -81,6 +81,21 @@ CASES = [
         "'max_completion_tokens' must be a non-negative integer",
     ),
     ("negative-n", body(n=-2), "invalid_value", "n", "'n' must be a non-negative integer"),
+    (
+        # Regression: served, then its audit row was refused by SQLite (int64) and lost.
+        "huge-max-tokens",
+        b'{"model": "gpt-4o-mini", "stream": true, "max_tokens": 99999999999999999999999}',
+        "invalid_value",
+        "max_tokens",
+        "'max_tokens' must be at most 2147483647",
+    ),
+    (
+        "max-tokens-just-over-int32",
+        body(max_tokens=2**31),
+        "invalid_value",
+        "max_tokens",
+        "'max_tokens' must be at most 2147483647",
+    ),
 ]
 
 
