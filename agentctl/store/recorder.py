@@ -90,9 +90,7 @@ def clamp_integers(row: dict[str, Any]) -> dict[str, Any] | None:
     fields named in its message; None when there is none (the failure was something else).
     An upstream reporting 10**30 tokens is then audited with the limit, not set aside."""
     low, high = INT64
-    over = [
-        k for k, v in row.items() if type(v) is int and not low <= v <= high and k != "id"
-    ]
+    over = [k for k, v in row.items() if type(v) is int and not low <= v <= high and k != "id"]
     if not over:
         return None
     fixed = {k: (max(low, min(high, v)) if k in over else v) for k, v in row.items()}
