@@ -61,6 +61,8 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
         err = GatewayError(500, "internal_error", f"internal gateway error ({rid})")
     gw = request.app[GATEWAY]
     call = gw.new_call(request)
+    with contextlib.suppress(GatewayError):  # a valid identity names who got the 404/405
+        call.identity = gw.directory.identify(request.headers)
     call.refuse(err.status, err.code, err.message, refused=err.status < 500)
     if request.path not in UNAUDITED and not request.get(RECORDED, False):
         gw.recorder.record(call.row())

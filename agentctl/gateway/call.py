@@ -52,6 +52,8 @@ class Call:
         self.rule_id = code
         self.message = message
         self.outcome = "refused" if refused else "error"
+        if self.cost_pico is None and not self.forwarded:
+            self.cost_pico = 0  # nothing reached a provider: free, not "unpriced"
 
     def identity_fields(self) -> dict[str, Any]:
         ident = self.identity

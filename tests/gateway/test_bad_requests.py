@@ -224,6 +224,8 @@ async def test_unknown_path_and_wrong_method(
     rec = await assert_one_refusal(gateway, status, code, message)
     assert rec["endpoint"] == path
     assert rec["request_id"] == resp.headers["x-request-id"]
+    # Regression: these rows had no agent and a NULL cost (reports counted them unpriced).
+    assert (rec["agent"], rec["owner"], rec["cost_pico"]) == ("bot-a", "team-ml", 0)
 
 
 async def test_405_names_the_allowed_method(gateway: GatewayHarness) -> None:
