@@ -28,7 +28,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -37,7 +37,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from agentctl import codec
 from agentctl.errors import GatewayError
-from agentctl.facts import CHAT, COMPLETIONS, RequestFacts
+from agentctl.facts import CHAT, COMPLETIONS, MESSAGES, RequestFacts
 from agentctl.gateway.attempts import Attempts
 from agentctl.gateway.call import Call
 from agentctl.gateway.metering import StreamMeter, estimate
@@ -520,8 +520,19 @@ async def _relay_stream(
 
 
 def _metered(meter: StreamMeter, facts: RequestFacts, call: Call) -> Usage:
-    if meter.usage is not None:
-        return meter.usage
+    usage = meter.usage
+    if usage is not None and not meter.terminal and facts.endpoint == MESSAGES:
+        # Anthropic counts output as it goes (message_start says 1): cut short, the
+        # count is not final. Exact input, output at least one token per delta seen.
+        if call.message is None:
+            call.message = "stream ended before message_stop; output estimated"
+        return replace(
+            usage,
+            completion_tokens=max(usage.completion_tokens, meter.content_events),
+            source="estimated",
+        )
+    if usage is not None:
+        return usage
     if call.message is None:
         call.message = "stream carried no usage; estimated"
     return estimate(facts.input_tokens_estimate, meter.content_events)

@@ -4,8 +4,10 @@ the gateway with its usage metered although it never asks for stream usage."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
+import aiohttp
 import anthropic
 import pytest
 
@@ -101,3 +103,29 @@ async def test_langchain_chatopenai_stream_is_metered(gateway: GatewayHarness) -
     assert rec["completion_tokens"] == len(text.split()) and rec["cost_pico"] > 0
     # LangChain did not ask, so the injected usage chunk never reached it
     assert all(getattr(c, "usage_metadata", None) is None for c in chunks)
+
+
+async def test_anthropic_stream_cut_short_is_estimated_not_reported(
+    gateway: GatewayHarness,
+) -> None:
+    """Regression: message_start says output_tokens 1; a client leaving after a few deltas
+    was audited `reported` with 1 output token. Input stays exact, output is estimated."""
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 30, "messages": MSG, "stream": True}
+    headers = {"X-Agent-Identity": IDENTITY, "x-sim-chunk-delay-ms": "100"}
+    async with aiohttp.ClientSession() as session:
+        resp = await session.post(gateway.url + "/v1/messages", json=body, headers=headers)
+        assert resp.status == 200
+        events = [await resp.content.readuntil(b"\n\n") for _ in range(6)]
+        resp.close()
+    deltas = sum(b"content_block_delta" in e for e in events)
+    start = next(e for e in events if b"message_start" in e)
+    input_tokens = json.loads(start.split(b"data: ", 1)[1])["message"]["usage"]["input_tokens"]
+    for _ in range(100):
+        records = await gateway.records()
+        if records:
+            break
+        await asyncio.sleep(0.05)
+    [rec] = records
+    assert (rec["outcome"], rec["usage_source"]) == ("disconnected", "estimated")
+    assert rec["prompt_tokens"] == input_tokens
+    assert deltas >= 2 and rec["completion_tokens"] >= deltas
