@@ -187,7 +187,14 @@ def show(
         if json_out:
             render.emit_json(info)
             return
-        render.out(f"version {policy.version[:12]} by {info['actor']} from {info['sources']}")
+        if row is None:
+            render.out(
+                f"version {policy.version[:12]}: the built-in defaults (no policy applied "
+                "yet; `agentctl policy apply FILE` applies one)"
+            )
+        else:
+            sources = ", ".join(info["sources"]) or "-"
+            render.out(f"version {policy.version[:12]} by {info['actor']} from {sources}")
         render.console.print_json(json.dumps(doc))
         return
     agent = store.get_agent(effective_for)

@@ -68,6 +68,17 @@ def test_apply_dry_run_show_and_versions(home: Path) -> None:
     assert values["lane"] == {"path": "lane", "value": "priority", "scope": "purposes.production"}
     shown = json.loads(runner.invoke(app, ["policy", "show", "--json"]).output)
     assert shown["version"] == applied["version"]
+    text = runner.invoke(app, ["policy", "show"]).output.splitlines()[0]
+    assert text == f"version {applied['version'][:12]} by {shown['actor']} from {lanes}"
+
+
+def test_show_before_any_apply_says_defaults(home: Path) -> None:
+    """Regression: a fresh home printed 'version ... by None from []'."""
+    first = runner.invoke(app, ["policy", "show"]).output.splitlines()[0]
+    assert first.endswith(
+        "the built-in defaults (no policy applied yet; `agentctl policy apply FILE` applies one)"
+    )
+    assert "None" not in first
 
 
 def test_show_effective_unknown_agent_needs_fields(home: Path) -> None:
