@@ -38,7 +38,9 @@ class Load:
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     async def run(self) -> None:
-        limits = httpx.Limits(max_connections=self.clients)
+        # One connection per client: with fewer, the hanging client could wait for a
+        # pooled connection the busy ones kept taking, and never reach the upstream.
+        limits = httpx.Limits(max_connections=self.clients + self.hanging + self.slow)
         async with httpx.AsyncClient(timeout=30, limits=limits) as client:
             await asyncio.gather(
                 *(self._client(client, i) for i in range(self.clients)),
