@@ -102,9 +102,11 @@ async def test_sigterm_drains_in_flight_requests(home: Path, sim: RunningSimulat
     load = Load(gw.url, clients=12, slow=2, hanging=1)
     clients = asyncio.create_task(load.run())
     await _until(
-        lambda: len(load.completed) >= 100
-        and sim.state.in_flight >= 6
-        and any(s.startswith("h") for s in upstream_seqs(sim))  # the hanging one is in
+        lambda: (
+            len(load.completed) >= 100
+            and sim.state.in_flight >= 6
+            and any(s.startswith("h") for s in upstream_seqs(sim))
+        )  # the hanging one is in
     )
     in_flight = sim.state.in_flight
     term_at = time.monotonic()
