@@ -195,6 +195,11 @@ def extract_facts(
         stream = False
     if not isinstance(stream, bool):
         raise GatewayError(400, "invalid_value", "'stream' must be true or false", param="stream")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):  # else usage injection hid it
+        raise GatewayError(
+            400, "invalid_value", "'stream_options' must be an object", param="stream_options"
+        )
     max_output = None
     for name in _OUTPUT_FIELDS.get(endpoint, _DEFAULT_OUTPUT_FIELDS):
         value = _int_field(body, name)

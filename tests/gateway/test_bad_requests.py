@@ -82,6 +82,14 @@ CASES = [
     ),
     ("negative-n", body(n=-2), "invalid_value", "n", "'n' must be a non-negative integer"),
     (
+        # Regression: usage injection replaced it with {"include_usage": true} and served.
+        "stream-options-string",
+        body(stream=True, stream_options="x"),
+        "invalid_value",
+        "stream_options",
+        "'stream_options' must be an object",
+    ),
+    (
         # Regression: served, then its audit row was refused by SQLite (int64) and lost.
         "huge-max-tokens",
         b'{"model": "gpt-4o-mini", "stream": true, "max_tokens": 99999999999999999999999}',
