@@ -18,7 +18,7 @@ Also here: idle connections (keep-alive, or never a byte sent) close after
 `limits.idle_timeout_seconds`, and
 a connection opened while `limits.max_connections` are already open is marked
 `over_limit`; the app answers its requests 503 `too_many_connections` and closes it
-(app.connection_limit), so an excess client learns why at once instead of hanging.
+(app.openai_errors), so an excess client learns why at once instead of hanging.
 
 `GatewayRunner` is `web.AppRunner` with this protocol; limits are read from the
 running gateway when a connection opens, so a SIGHUP reload applies to new
