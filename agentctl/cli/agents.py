@@ -86,7 +86,7 @@ def register(
 @app.command("list")
 def list_agents(team: Team = None, db: Db = None, json_out: Json = False) -> None:
     """List agents known to the store (registered or switched by name)."""
-    agents = open_db(db).list_agents(owner=team)
+    agents = open_db(db, existing=True).list_agents(owner=team)
     if json_out:
         render.emit_json([agent_view(a) for a in agents])
         return
@@ -107,7 +107,7 @@ def list_agents(team: Team = None, db: Db = None, json_out: Json = False) -> Non
 @app.command("show")
 def show(name: Name, db: Db = None, json_out: Json = False) -> None:
     """Show one agent."""
-    agent = open_db(db).get_agent(name)
+    agent = open_db(db, existing=True).get_agent(name)
     if agent is None:
         raise CliError(
             f"no agent named {name!r} in the store; `agentctl agents list` shows known agents"

@@ -35,7 +35,9 @@ def verify(
 ) -> None:
     """Recompute the hash chain; exit 1 naming the first modified, deleted or inserted record."""
     zone_info = zone(tz)
-    verdict = run_verify(open_db(db), parse_time(since, zone_info), parse_time(until, zone_info))
+    verdict = run_verify(
+        open_db(db, existing=True), parse_time(since, zone_info), parse_time(until, zone_info)
+    )
     if json_out:
         render.emit_json(verdict.as_dict())
     elif verdict.ok:
@@ -101,7 +103,10 @@ def export(
         raise CliError(f"unknown format {fmt!r}; export writes jsonl", exit_code=2)
     zone_info = zone(tz)
     rows = iter_records(
-        open_db(db), parse_time(since, zone_info), parse_time(until, zone_info), kinds=kind
+        open_db(db, existing=True),
+        parse_time(since, zone_info),
+        parse_time(until, zone_info),
+        kinds=kind,
     )
     write = sys.stdout.write
     try:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from agentctl.config import Settings, load_settings
+from agentctl.errors import CliError
 from agentctl.store.sql import Store
 
 Db = Annotated[
@@ -42,8 +43,20 @@ def settings_for(db: str | None, config: Path | None = None) -> Settings:
     return load_settings(config=config, overrides={"database": db})
 
 
-def open_db(db: str | None, config: Path | None = None, *, migrate: bool = True) -> Store:
+def open_db(
+    db: str | None, config: Path | None = None, *, migrate: bool = True, existing: bool = False
+) -> Store:
+    """The store `--db` (or the config) names. `existing`: a read command given an explicit
+    SQLite path that does not exist fails instead of creating an empty database there and
+    showing nothing (a mistyped path at 2 a.m. must not look like "no agents")."""
     settings = settings_for(db, config)
+    if existing and db is not None and settings.database.startswith("sqlite:///"):
+        path = Path(settings.database[len("sqlite:///") :])
+        if str(path) not in ("", ":memory:") and not path.exists():
+            raise CliError(
+                f"no agentctl database at {path}; check --db / AGENTCTL_DB (a read command "
+                "creates nothing; `agentctl serve` or `agentctl agents register` does)"
+            )
     store = Store(settings.database)
     if migrate:
         store.ensure_ready()

@@ -172,7 +172,7 @@ def show(
     json_out: Json = False,
 ) -> None:
     """The policy in force, or (--effective AGENT) each value with the scope it came from."""
-    store = open_db(db)
+    store = open_db(db, existing=True)
     policy = load_active(store)
     row = store.active_policy()
     if effective_for is None:

@@ -85,7 +85,7 @@ def report(
     since_us, until_us = query.since_us, query.until_us
     if since_us is not None and until_us is not None and since_us >= until_us:
         raise CliError(f"--since {since} is not before --until {until}; swap them", exit_code=2)
-    store = open_db(db)
+    store = open_db(db, existing=True)
     if fmt == "html":
         from agentctl.audit.compliance import gather
         from agentctl.audit.html import render as render_html

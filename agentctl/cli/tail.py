@@ -98,7 +98,7 @@ def tail(
     db: Db = None,
 ) -> None:
     """Live per-agent rates, today's spend and status (reads the store; works beside a gateway)."""
-    store = open_db(db)
+    store = open_db(db, existing=True)
     fleet = Fleet(store, agent=agent, team=team, tz=zone(tz), info=StoreInfo(store))
     fleet.seed()
     deadline = time.monotonic() + seconds if seconds else None

@@ -80,7 +80,7 @@ def _explain(store: Store, name: str) -> dict[str, Any]:
 @app.command("show")
 def show(name: Name, db: Db = None, json_out: Json = False) -> None:
     """Tier, score and the last trust events of one agent."""
-    store = open_db(db)
+    store = open_db(db, existing=True)
     view = _explain(store, name)
     events = _events(store, name, limit=10)
     if json_out:
@@ -117,7 +117,7 @@ def _event_table(events: list[dict[str, Any]]) -> None:
 @app.command("explain")
 def explain(name: Name, db: Db = None, json_out: Json = False) -> None:
     """Why the agent is in its tier: score, detectors, blockers, evidence, undo commands."""
-    store = open_db(db)
+    store = open_db(db, existing=True)
     view = _explain(store, name)
     events = _events(store, name)
     if json_out:

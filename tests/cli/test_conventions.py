@@ -183,3 +183,29 @@ def test_a_mistyped_command_gets_a_suggestion() -> None:
     )
     assert done.returncode == 2
     assert "No such command 'agnets'. Did you mean 'agents'?" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["agents", "list"],
+        ["agents", "show", "bot"],
+        ["audit", "verify"],
+        ["audit", "export"],
+        ["report"],
+        ["tail", "--once"],
+        ["policy", "show"],
+        ["trust", "explain", "bot"],
+    ],
+    ids=" ".join,
+)
+def test_read_command_on_a_mistyped_db_path_fails_and_creates_nothing(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """Regression: `agents list --db sqlite:////wrong/a.db` created the directory and an
+    empty database, then showed an empty table with exit 0."""
+    missing = tmp_path / "no-such-dir" / "agentctl.db"
+    result = invoke([*args, "--db", f"sqlite:///{missing}"])
+    assert result.exit_code == 1, result.output
+    assert f"no agentctl database at {missing}" in result.output
+    assert not missing.parent.exists()
