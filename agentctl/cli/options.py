@@ -10,7 +10,7 @@ import typer
 
 from agentctl.config import Settings, load_settings
 from agentctl.errors import CliError
-from agentctl.store.sql import Store
+from agentctl.store.sql import Store, sqlite_file
 
 Db = Annotated[
     str | None,
@@ -50,13 +50,12 @@ def open_db(
     SQLite path that does not exist fails instead of creating an empty database there and
     showing nothing (a mistyped path at 2 a.m. must not look like "no agents")."""
     settings = settings_for(db, config)
-    if existing and db is not None and settings.database.startswith("sqlite:///"):
-        path = Path(settings.database[len("sqlite:///") :])
-        if str(path) not in ("", ":memory:") and not path.exists():
-            raise CliError(
-                f"no agentctl database at {path}; check --db / AGENTCTL_DB (a read command "
-                "creates nothing; `agentctl serve` or `agentctl agents register` does)"
-            )
+    path = sqlite_file(settings.database) if existing and db is not None else None
+    if path is not None and not path.exists():
+        raise CliError(
+            f"no agentctl database at {path}; check --db / AGENTCTL_DB (a read command "
+            "creates nothing; `agentctl serve` or `agentctl agents register` does)"
+        )
     store = Store(settings.database)
     if migrate:
         store.ensure_ready()

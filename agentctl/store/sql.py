@@ -54,10 +54,18 @@ class StoreError(CliError):
     pass
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a `sqlite:///PATH` URL; None for other URLs and in-memory."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///") :]
+    return Path(path) if path not in ("", ":memory:") else None
+
+
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///") :])
-        if str(path) not in ("", ":memory:"):
+        path = sqlite_file(url)
+        if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not path.exists():
                 fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
