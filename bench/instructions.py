@@ -29,7 +29,7 @@ from pathlib import Path
 import aiohttp
 import load
 import results
-from run import apply_policy
+from run import agentctl_command, floor_command
 from servers import BENCH, ROOT, Server, free_port, simulator, warm_bytecode
 
 
@@ -45,20 +45,11 @@ def server_cmd(
     ]
     env: dict[str, str] = {}
     if target == "floor":
-        cmd = [sys.executable, str(BENCH / "floor_proxy.py"), "--upstream", upstream]
-        cmd += ["--port", str(port), "--uvloop"]
+        cmd = floor_command(upstream, port, uvloop=True)
     else:
-        cmd = [sys.executable, "-m", "agentctl", "serve", "--host", "127.0.0.1"]
-        cmd += ["--port", str(port), "--upstream", upstream + "/v1"]
-        env = {
-            "AGENTCTL_HOME": str(workdir / "agentctl"),
-            "OPENAI_API_KEY": "sk-bench-upstream",
-            "AGENTCTL_LOG_LEVEL": "warning",
-        }
-        if args.config != "none":
-            env["AGENTCTL_CONFIG"] = str(Path(args.config).resolve())
-        if args.policy != "none":
-            apply_policy(Path(args.policy), env)
+        config = None if args.config == "none" else args.config
+        policy = None if args.policy == "none" else Path(args.policy).resolve()
+        cmd, env = agentctl_command(upstream, port, config, policy, workdir / "agentctl")
     return Server(target, grind + cmd, port, "/healthz", workdir / f"{target}.log", None, env)
 
 

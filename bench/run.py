@@ -137,6 +137,33 @@ def apply_policy(policy: Path, env: dict[str, str], timeout: float = 120) -> Non
         raise RuntimeError(f"policy apply failed:\n{done.stdout}\n{done.stderr}")
 
 
+def floor_command(upstream: str, port: int, *, uvloop: bool) -> list[str]:
+    floor = str(BENCH / "floor_proxy.py")
+    return [sys.executable, floor, "--upstream", upstream, "--port", str(port)] + (
+        ["--uvloop"] if uvloop else []
+    )
+
+
+def agentctl_command(
+    upstream: str, port: int, config: str | None, policy: Path | None, home: Path
+) -> tuple[list[str], dict[str, str]]:
+    """`agentctl serve` with full governance as every benchmark runs it: command and
+    environment, with `policy` applied to its store (in `home`) first."""
+    cmd = [sys.executable, "-m", "agentctl", "serve", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--upstream", upstream + "/v1"]
+    env = {
+        "AGENTCTL_HOME": str(home),
+        "OPENAI_API_KEY": "sk-bench-upstream",
+        "AGENTCTL_LOG_LEVEL": "warning",
+    }
+    if config:
+        cmd += ["--config", str(Path(config).resolve())]
+        env["AGENTCTL_CONFIG"] = str(Path(config).resolve())
+    if policy:
+        apply_policy(policy, env)
+    return cmd, env
+
+
 def make_server(
     target: str,
     upstream: str,
@@ -152,23 +179,11 @@ def make_server(
         server.name = "direct"
         return server
     if target in ("floor", "floor-uvloop"):
-        cmd = [sys.executable, str(BENCH / "floor_proxy.py"), "--upstream", upstream]
-        cmd += ["--port", str(port), *(["--uvloop"] if target == "floor-uvloop" else [])]
+        cmd = floor_command(upstream, port, uvloop=target == "floor-uvloop")
         return Server(target, cmd, port, "/healthz", log, core)
     if target == "agentctl":
-        cmd = [sys.executable, "-m", "agentctl", "serve", "--host", "127.0.0.1"]
-        cmd += ["--port", str(port), "--upstream", upstream + "/v1"]
-        if args.config:
-            cmd += ["--config", str(Path(args.config).resolve())]
-        env = {
-            "AGENTCTL_HOME": str(workdir / f"agentctl-{latency}ms"),
-            "OPENAI_API_KEY": "sk-bench-upstream",
-            "AGENTCTL_LOG_LEVEL": "warning",
-        }
-        if args.config:
-            env["AGENTCTL_CONFIG"] = str(Path(args.config).resolve())
-        if args.policy:
-            apply_policy(args.policy, env)
+        home = workdir / f"agentctl-{latency}ms"
+        cmd, env = agentctl_command(upstream, port, args.config, args.policy, home)
         return Server("agentctl", cmd, port, "/healthz", log, core, env)
     config = litellm_config(upstream, workdir / f"litellm-{latency}ms.yaml")
     cmd = [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(config)]
