@@ -19,6 +19,7 @@ from aiohttp import web
 
 from agentctl.config import Settings, is_loopback
 from agentctl.errors import ConfigError
+from agentctl.gateway import heap
 from agentctl.gateway.app import create_app
 from agentctl.gateway.keys import GATEWAY
 from agentctl.gateway.listener import GatewayRunner
@@ -77,8 +78,9 @@ async def serve(
         shutdown_timeout=settings.limits.drain_seconds,
     )
     await runner.setup()
+    heap.settle()  # start-up's objects out of every later full collection
     sock = sock or bind_socket(settings.host, settings.port)
-    site = web.SockSite(runner, sock, shutdown_timeout=settings.limits.drain_seconds)
+    site = web.SockSite(runner, sock)  # the runner holds the drain timeout
     await site.start()
     host, port = sock.getsockname()[:2]
     url = f"http://{host}:{port}"
