@@ -39,6 +39,7 @@ class Call:
     attempts: list[dict[str, Any]] = field(default_factory=list)
     forwarded: bool = False  # reached the upstream (a begin line was journaled)
     recorded: bool = False  # the audit record has been journaled
+    answered: bool = False  # a stream's status line went out (a JSON answer's follows record)
     admission: Any = None
     extra_headers: dict[str, str] = field(default_factory=dict)
     capture: Any = None  # audit.capture.Capture when audit.bodies.store is on

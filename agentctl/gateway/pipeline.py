@@ -175,6 +175,8 @@ def record(gw: Gateway, call: Call, request: web.Request) -> None:
     call.finished = time.perf_counter()
     if call.outcome == "served" and (call.status == 0 or _client_gone(request)):
         call.outcome = "disconnected"  # the client left before the answer was complete
+    if call.outcome == "disconnected" and not call.answered:
+        call.status = 499  # nginx's "client closed request": it was never sent a status
     usage = call.usage
     if usage is not None and usage.total_tokens:
         model = call.upstream_model or (call.facts.model if call.facts else "")

@@ -191,14 +191,16 @@ class TrustKeeper:
             return
         usage = call.usage
         upstream_fault = call.outcome in ("upstream_error", "timeout") or call.status >= 500
+        # A client that left before its answer (audited 499) is not a failed request.
+        status = 0 if call.outcome == "disconnected" and not call.answered else call.status
         obs = Observation(
-            status=call.status,
+            status=status,
             cost_pico=call.cost_pico or 0,
             model=call.upstream_model,
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
             latency_s=(call.finished or call.started) - call.started,
-            error_kind="upstream" if upstream_fault else ("client" if call.status >= 400 else ""),
+            error_kind="upstream" if upstream_fault else ("client" if status >= 400 else ""),
             upstream_fault=upstream_fault,
             prompt_hash=call.facts.prompt_hash if call.facts else "",
             request_id=call.request_id,

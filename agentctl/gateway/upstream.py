@@ -461,6 +461,7 @@ async def _relay_stream(
     meter = StreamMeter(facts.endpoint, hide_usage_chunk=out_bound.hide_usage_chunk)
     try:
         await out.prepare(request)
+        call.answered = True
         final = False
         capture = call.capture  # opt-in body storage (audit.bodies)
         chunk = first
