@@ -5,6 +5,7 @@ assembles them and turns operator errors into a message and an exit code:
 from __future__ import annotations
 
 import importlib
+import sys
 import traceback
 from typing import Any
 
@@ -74,7 +75,10 @@ class _Group(TyperGroup):
                 render.err_console.print(traceback.format_exc(), markup=False)
             render.error(exc.message)
             raise typer.Exit(exc.exit_code) from None
-        except (typer.Exit, typer.Abort, TyperException, KeyboardInterrupt):
+        except KeyboardInterrupt:
+            print(file=sys.stderr)  # end the line the ^C was echoed on
+            raise typer.Exit(130) from None  # 128 + SIGINT, as a shell reports it
+        except (typer.Exit, typer.Abort, TyperException):
             raise  # usage errors (exit 2) and deliberate exits keep their own handling
         except Exception as exc:  # never a traceback for an operator, unless --debug
             from agentctl.cli import render

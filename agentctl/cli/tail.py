@@ -116,37 +116,34 @@ def tail(
                 break
         return rows
 
-    try:
-        if once:
-            while deadline is not None and running():
-                poll()
-                time.sleep(interval)
+    if once:
+        while deadline is not None and running():
             poll()
-            if json_out:
-                rows = fleet.snapshot(now_us())
-                render.emit_json({"fleet": fleet_totals(rows), "agents": rows})
-            else:
-                render.show(view(fleet))
-            return
+            time.sleep(interval)
+        poll()
         if json_out:
-            while running():
-                for row in poll():
-                    render.emit_line(call_line(row))
-                time.sleep(interval)
-            return
-        if not render.console.is_terminal:
-            while running():
-                poll()
-                time.sleep(interval)
+            rows = fleet.snapshot(now_us())
+            render.emit_json({"fleet": fleet_totals(rows), "agents": rows})
+        else:
             render.show(view(fleet))
-            return
-        with Live(view(fleet), console=render.console, refresh_per_second=4) as live:
-            while running():
-                poll()
-                live.update(view(fleet, max_rows=render.console.height - 8))
-                time.sleep(min(interval, 1.0))
-    except KeyboardInterrupt:
-        pass
+        return
+    if json_out:
+        while running():
+            for row in poll():
+                render.emit_line(call_line(row))
+            time.sleep(interval)
+        return
+    if not render.console.is_terminal:
+        while running():
+            poll()
+            time.sleep(interval)
+        render.show(view(fleet))
+        return
+    with Live(view(fleet), console=render.console, refresh_per_second=4) as live:
+        while running():
+            poll()
+            live.update(view(fleet, max_rows=render.console.height - 8))
+            time.sleep(min(interval, 1.0))
 
 
 _table = view  # `agentctl demo` shows the same view

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -111,3 +114,26 @@ def test_demo_runs_offline_and_cleans_up(home: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "runaway-loop" in res.stdout and "TOTAL" in res.stdout
     assert "simulated upstream" in res.stderr
+
+
+def test_ctrl_c_on_tail_exits_130_without_a_traceback(home: Path) -> None:
+    """Ctrl-C is how `tail` is stopped; the shell convention (and the CLI docstring) is
+    128 + SIGINT. It used to exit 0, and other commands click's "Aborted!" with 1."""
+    assert agentctl("agents", "register", "bot-a", "--owner", "team-ml", "--purpose", "production").returncode == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentctl", "tail", "--json", "--interval", "0.05"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        time.sleep(2.0)  # imported and polling (there is nothing to print)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err and "Aborted" not in err, err
