@@ -119,7 +119,12 @@ def test_demo_runs_offline_and_cleans_up(home: Path) -> None:
 def test_ctrl_c_on_tail_exits_130_without_a_traceback(home: Path) -> None:
     """Ctrl-C is how `tail` is stopped; the shell convention (and the CLI docstring) is
     128 + SIGINT. It used to exit 0, and other commands click's "Aborted!" with 1."""
-    assert agentctl("agents", "register", "bot-a", "--owner", "team-ml", "--purpose", "production").returncode == 0
+    assert (
+        agentctl(
+            "agents", "register", "bot-a", "--owner", "team-ml", "--purpose", "production"
+        ).returncode
+        == 0
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "agentctl", "tail", "--json", "--interval", "0.05"],
         stdout=subprocess.PIPE,
