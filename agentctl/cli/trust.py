@@ -126,7 +126,7 @@ def explain(name: Name, db: Db = None, json_out: Json = False) -> None:
     render.out(f"[bold]{view.get('summary', name)}[/]")
     for key in ("tier", "verification", "ceiling", "learning", "blockers", "pin", "containment"):
         if key in view and view[key] not in (None, [], ""):
-            render.out(f"  {key}: {json.dumps(view[key], default=str)}")
+            render.out(f"  {key}: {json.dumps(_readable(view[key]), default=str)}")
     if "status" in view:
         s = view["status"]
         render.out(f"  disabled by {s['by']} at {s['at']}: {s['reason']}")
@@ -134,8 +134,20 @@ def explain(name: Name, db: Db = None, json_out: Json = False) -> None:
     if detectors:
         render.out("  detectors:")
         for det, state in detectors.items():
-            render.out(f"    {det}: {json.dumps(state, default=str)}")
+            render.out(f"    {det}: {json.dumps(_readable(state), default=str)}")
     _event_table(events)
+
+
+def _readable(value: Any) -> Any:
+    """Rates and scores to 4 significant digits for a person, times (epoch seconds) to a
+    tenth of a second; `--json` keeps full precision."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}") if abs(value) < 1000 else round(value, 1)
+    if isinstance(value, dict):
+        return {k: _readable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_readable(v) for v in value]
+    return value
 
 
 def _override(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import time
 from pathlib import Path
@@ -122,3 +123,12 @@ async def test_headline_loop_is_contained_without_static_caps(
     assert any(e["detector"] == "loop" for e in view["audit_events"])
     human = await asyncio.to_thread(agentctl, "trust", "explain", "nightly-bot", env=env)
     assert "agentctl agents enable nightly-bot" in human.stdout
+    # Read by a person: rates and scores to 4 significant digits, not 0.30000000000000004
+    assert human.stdout.count("detectors:") == 1
+    detectors = human.stdout.split("detectors:")[1]
+    for number in re.findall(r"\d+\.\d+", detectors):
+        whole, decimals = number.split(".")
+        if int(whole) >= 1000:  # a time in epoch seconds: to a tenth
+            assert len(decimals) == 1, (number, detectors)
+        else:
+            assert len((whole + decimals).lstrip("0")) <= 4, (number, detectors)
