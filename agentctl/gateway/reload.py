@@ -41,10 +41,9 @@ RESTART_ONLY = (
 )
 
 
-async def reload(gw: Gateway, load: Callable[[], Settings]) -> list[str]:
-    """Apply `load()` to `gw`. Returns the changed settings that need a restart."""
-    new = load()
-    old = gw.settings
+def merge(old: Settings, new: Settings) -> tuple[Settings, list[str]]:
+    """What a running process takes from `new`: everything but `RESTART_ONLY` (and the
+    journal's wiring). Returns the settings and the changed names it had to keep."""
     kept = [name for name in RESTART_ONLY if getattr(new, name) != getattr(old, name)]
     if new.audit.journal != old.audit.journal or (
         new.audit.flush_interval_ms != old.audit.flush_interval_ms
@@ -54,7 +53,13 @@ async def reload(gw: Gateway, load: Callable[[], Settings]) -> list[str]:
     update["audit"] = old.audit.model_copy(
         update={"on_journal_failure": new.audit.on_journal_failure}
     )
-    settings = new.model_copy(update=update)
+    return new.model_copy(update=update), kept
+
+
+async def reload(gw: Gateway, load: Callable[[], Settings]) -> list[str]:
+    """Apply `load()` to `gw`. Returns the changed settings that need a restart."""
+    old = gw.settings
+    settings, kept = merge(old, load())
     if (settings.upstreams, settings.pools, settings.routing) != (
         old.upstreams,
         old.pools,

@@ -15,8 +15,9 @@
   all of them did (a worker still alive 15 s after the drain time is killed: exit 1).
   A worker that fails before it is ready stops the whole start.
 - SIGHUP to the parent is forwarded to every worker; each re-reads the config and the
-  active policy (`gateway.reload`). The parent's own copy of the settings is not
-  reloaded: a replacement worker starts from the settings the parent started with.
+  active policy (`gateway.reload`). The parent re-reads the config too, by the same
+  rule (`reload.merge`), so a worker started later (a replacement) runs what the
+  others run; a config that no longer loads leaves the parent's copy as it was.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from collections.abc import Callable
 from agentctl.config import Settings
 from agentctl.errors import CliError, ConfigError
 from agentctl.gateway import eventloop
+from agentctl.gateway.reload import merge
 from agentctl.gateway.server import bind_socket, serve
 from agentctl.store.recorder import replay
 from agentctl.store.sql import Store
@@ -166,6 +168,7 @@ def run_workers(
                 hangups.clear()
                 for pid in children:
                     _kill(pid, signal.SIGHUP)
+                settings = _reloaded(settings, reload)
             if stop and not forwarded:
                 forwarded = True
                 deadline = time.monotonic() + settings.limits.drain_seconds + KILL_GRACE
@@ -210,6 +213,18 @@ def run_workers(
             os.close(fd)
         holder.close()
     return code
+
+
+def _reloaded(settings: Settings, reload: Reload) -> Settings:
+    """The parent's copy after SIGHUP, for replacement workers (the port stays ours)."""
+    if reload is None:
+        return settings
+    try:
+        merged, _ = merge(settings, reload())
+    except Exception as exc:  # the workers log the details of a config that fails
+        log.error("config reload failed in the parent, keeping its copy: %s", exc)
+        return settings
+    return merged
 
 
 def _kill(pid: int, sig: int) -> None:

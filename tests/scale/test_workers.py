@@ -97,3 +97,53 @@ async def test_workers_share_a_port_replay_respawn_and_drain(
     store = Store(f"sqlite:///{home / 'agentctl.db'}")
     assert store.count_records() == 10
     store.close()
+
+
+async def test_a_replacement_worker_starts_with_the_reloaded_config(
+    home: Path, sim: RunningSimulator, redis_url: str
+) -> None:
+    """SIGHUP reloads every worker *and* the parent's copy: a worker that dies afterwards
+    is replaced by one running the new config, not the one the parent started with."""
+    config = home.parent / "agentctl.yaml"
+    config.write_text("limits:\n  max_body_bytes: 1000000\n")
+    args = ["--workers", "2", "--counters", redis_url, "--upstream", sim.openai_url,
+            "--upstream-key-env", "SIM_PROVIDER_KEY", "--config", str(config)]  # fmt: skip
+    padded = {**BODY, "messages": [{"role": "user", "content": "x" * 2000}]}
+    gw = GatewayProcess(args, home)
+
+    async def statuses(client: httpx.AsyncClient, n: int) -> set[int]:
+        # A fresh connection each: the kernel spreads them over both workers.
+        answers = [
+            await client.post(
+                gw.url + "/v1/chat/completions",
+                json=padded,
+                headers={**HEADERS, "Connection": "close"},
+            )
+            for _ in range(n)
+        ]
+        return {r.status_code for r in answers}
+
+    try:
+        await asyncio.to_thread(gw.wait_ready, 90)
+        async with httpx.AsyncClient(timeout=30) as client:
+            assert await statuses(client, 4) == {200}
+            config.write_text("limits:\n  max_body_bytes: 500\n")
+            gw.send(signal.SIGHUP)
+            for _ in range(100):
+                if await statuses(client, 6) == {413}:
+                    break
+                await asyncio.sleep(0.1)
+            assert await statuses(client, 10) == {413}, gw.output()
+            for victim in sorted(_children(gw.proc.pid)):  # replace both, one at a time
+                os.kill(victim, signal.SIGKILL)
+                for _ in range(600):
+                    now = _children(gw.proc.pid)
+                    if len(now) == 2 and victim not in now:
+                        break
+                    await asyncio.sleep(0.1)
+                assert victim not in now, gw.output()
+                await asyncio.to_thread(gw.wait_ready, 60)
+            await asyncio.sleep(1.0)  # both replacements listening
+            assert await statuses(client, 16) == {413}, gw.output()
+    finally:
+        await asyncio.to_thread(gw.stop, signal.SIGTERM)
