@@ -78,7 +78,7 @@ async def serve(
         shutdown_timeout=settings.limits.drain_seconds,
     )
     await runner.setup()
-    heap.settle()  # start-up's objects out of every later full collection
+    heap.settle(collect=False)  # start-up's objects out of every later full collection
     sock = sock or bind_socket(settings.host, settings.port)
     site = web.SockSite(runner, sock)  # the runner holds the drain timeout
     await site.start()
