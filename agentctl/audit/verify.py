@@ -29,12 +29,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from agentctl.store import tables
 from agentctl.store.chain import ANCHORS, legacy_hash, record_hash
-from agentctl.store.models import ChainHead
 from agentctl.store.sql import AUDIT, CHAIN, Store
 
 PAGE = 5000
-HEADS = ChainHead.__table__  # type: ignore[attr-defined]
+HEADS = tables.chain_heads
 
 
 @dataclass

@@ -6,17 +6,33 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
-if not console.is_terminal:
-    # Piped output is read by people later (CI logs, files): don't squeeze it into 80.
-    console.width = max(console.width, 160)
+# rich is imported at the first styled print, not with the CLI: `agentctl serve` prints
+# one plain line and would otherwise carry rich's ~2 MB and ~30 ms of imports for good.
+_consoles: dict[str, Console] = {}
+
+
+def _console(name: str) -> Console:
+    made = _consoles.get(name)
+    if made is None:
+        from rich.console import Console
+
+        made = _consoles[name] = Console(stderr=name == "err_console")
+        if name == "console" and not made.is_terminal:
+            # Piped output is read by people later (CI logs, files): don't squeeze it into 80.
+            made.width = max(made.width, 160)
+    return made
+
+
+def __getattr__(name: str) -> Any:  # `render.console`, `render.err_console`
+    if name in ("console", "err_console"):
+        return _console(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def emit_json(data: Any) -> None:
@@ -30,35 +46,46 @@ def emit_line(data: Any) -> None:
 
 
 def error(message: str) -> None:
+    from rich.markup import escape
+
     # The message is plain text: `agentctl[postgres]` must not be read as a markup tag.
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    _console("err_console").print(
+        f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True
+    )
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    _console("err_console").print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
 
 def info(message: str) -> None:
-    err_console.print(message, highlight=False, soft_wrap=True)
+    _console("err_console").print(message, highlight=False, soft_wrap=True)
+
+
+def plain(message: str) -> None:
+    """One unstyled line on stderr, without loading rich (the gateway's start-up line)."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
 
 
 def out(message: str) -> None:
-    console.print(message, highlight=False, soft_wrap=True)
+    _console("console").print(message, highlight=False, soft_wrap=True)
 
 
 def lines(text: str) -> None:
     """Text without markup, written as is: what `out` prints for it, without rich's cost
     per line (tens of µs), which a 100,000-line dry run would feel."""
-    console.file.write(text + "\n")
-    console.file.flush()
+    stream = _console("console").file
+    stream.write(text + "\n")
+    stream.flush()
 
 
 def block(title: str, body: str) -> None:
     """A bold title over plain lines (`lines`); the title is styled only where styles show."""
-    if console.is_terminal:
+    if _console("console").is_terminal:
         out(f"[bold]{title}[/]")
     else:
-        console.file.write(title + "\n")
+        _console("console").file.write(title + "\n")
     lines(body)
 
 
@@ -72,6 +99,8 @@ def table(
 ) -> Table:
     """A table; columns in `keep` are never truncated (names matter more than widths)."""
     right_cols, keep_cols = set(right), set(keep)
+    from rich.table import Table
+
     cells = [["" if v is None else str(v) for v in row] for row in rows]
     tbl = Table(title=title, header_style="bold", expand=False)
     for i, col in enumerate(columns):
@@ -88,4 +117,4 @@ def table(
 
 
 def show(renderable: Any) -> None:
-    console.print(renderable)
+    _console("console").print(renderable)

@@ -234,7 +234,7 @@ def serve(
         if log_format is LogFormat.json:
             logging.getLogger("agentctl.gateway").info(message)
         else:
-            render.info(message)
+            render.plain(message)  # no rich for one line: serve stays lighter
 
     if workers != 1:
         from agentctl.gateway.workers import run_workers

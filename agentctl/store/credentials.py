@@ -1,21 +1,33 @@
 """Credential lifecycle and trust records in the store: rotate, revoke, trust snapshots,
 operator overrides. Every change is an audit event in the same transaction and bumps
-the state version, so gateways pick it up within one poll."""
+the state version, so gateways pick it up within one poll.
+
+What a gateway calls (trust snapshots and overrides, `revoke_key`) is Core over
+`store/tables.py`; the CLI-only rotate/revoke/list use the SQLModel classes, imported
+there (a serving process never loads the ORM)."""
 
 from __future__ import annotations
 
 import json
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
 
-from agentctl.store.models import Agent, Credential, TrustOverride, TrustSnapshot
+from agentctl.store import tables
 from agentctl.store.sql import TOKEN_PREFIX, Store, StoreError, hash_secret, now_us
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from agentctl.store.models import Agent, Credential
 
 
 def _agent(session: Session, name: str) -> Agent:
+    from sqlmodel import select
+
+    from agentctl.store.models import Agent
+
     agent = session.exec(select(Agent).where(Agent.name == name)).first()
     if agent is None or not agent.registered:
         raise StoreError(
@@ -27,6 +39,10 @@ def _agent(session: Session, name: str) -> Agent:
 
 def rotate(store: Store, name: str, *, grace_s: float, actor: str, reason: str | None) -> str:
     """A new token for `name`; the old ones keep working for `grace_s`, then expire."""
+    from sqlmodel import Session, select
+
+    from agentctl.store.models import Credential
+
     key_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     ts = now_us()
@@ -68,6 +84,10 @@ def rotate(store: Store, name: str, *, grace_s: float, actor: str, reason: str |
 
 def revoke(store: Store, name: str, *, actor: str, reason: str | None) -> list[str]:
     """Revoke every credential of `name` now; returns the key ids."""
+    from sqlmodel import Session, select
+
+    from agentctl.store.models import Credential
+
     ts = now_us()
     with Session(store.engine) as session, session.begin():
         agent = _agent(session, name)
@@ -90,16 +110,19 @@ def revoke(store: Store, name: str, *, actor: str, reason: str | None) -> list[s
 
 
 def revoke_key(store: Store, key_id: str, *, actor: str, reason: str) -> None:
-    ts = now_us()
-    with Session(store.engine) as session, session.begin():
-        cred = session.exec(select(Credential).where(Credential.key_id == key_id)).first()
+    """Revoke one credential (a gateway's containment of a stolen token)."""
+    creds, agents = tables.credentials, tables.agents
+    with store.engine.begin() as conn:
+        store.lock_chain(conn)  # the event's lock first: concurrent revokes serialise
+        cred = conn.execute(sa.select(creds).where(creds.c.key_id == key_id)).first()
         if cred is None or cred.status == "revoked":
             return
-        cred.status, cred.revoked_at_us = "revoked", ts
-        session.add(cred)
-        agent = session.exec(select(Agent).where(Agent.name == cred.agent)).first()
-        session.flush()
-        conn = session.connection()
+        conn.execute(
+            creds.update()
+            .where(creds.c.key_id == key_id)
+            .values(status="revoked", revoked_at_us=now_us())
+        )
+        agent = conn.execute(sa.select(agents).where(agents.c.name == cred.agent)).first()
         store._bump(conn, "agents")
         store._append_event(
             conn, "revoke", agent=agent, actor=actor, reason=reason, detail={"key_ids": [key_id]}
@@ -107,6 +130,10 @@ def revoke_key(store: Store, key_id: str, *, actor: str, reason: str) -> None:
 
 
 def credentials_of(store: Store, name: str) -> list[Credential]:
+    from sqlmodel import Session, select
+
+    from agentctl.store.models import Credential
+
     with Session(store.engine) as session:
         query = select(Credential).where(Credential.agent == name).order_by(Credential.id)  # type: ignore[arg-type]
         return list(session.exec(query))
@@ -114,7 +141,7 @@ def credentials_of(store: Store, name: str) -> list[Credential]:
 
 # -- trust ------------------------------------------------------------------------------
 def save_snapshot(store: Store, instance: str, state: str) -> None:
-    table = TrustSnapshot.__table__  # type: ignore[attr-defined]
+    table = tables.trust_snapshots
     with store.engine.begin() as conn:
         updated = conn.execute(
             table.update()
@@ -128,7 +155,7 @@ def save_snapshot(store: Store, instance: str, state: str) -> None:
 
 
 def latest_snapshot(store: Store) -> dict[str, Any] | None:
-    table = TrustSnapshot.__table__  # type: ignore[attr-defined]
+    table = tables.trust_snapshots
     with store.engine.connect() as conn:
         row = conn.execute(
             sa.select(table.c.state).order_by(table.c.updated_at_us.desc()).limit(1)
@@ -150,9 +177,12 @@ def add_override(
     """An operator override (pin, unpin, rebaseline; audited as an operator event), or a
     containment shared by one gateway with the others (`contain`, `audited=False`: the
     gateway that contained the agent audits it as a trust event, each peer as its own)."""
-    with Session(store.engine) as session, session.begin():
-        session.add(
-            TrustOverride(
+    agents = tables.agents
+    with store.engine.begin() as conn:
+        if audited:
+            store.lock_chain(conn)  # the event's lock first: concurrent writers serialise
+        conn.execute(
+            tables.trust_overrides.insert().values(
                 agent=agent,
                 action=action,
                 tier=tier,
@@ -162,12 +192,10 @@ def add_override(
                 created_at_us=now_us(),
             )
         )
-        target = session.exec(select(Agent).where(Agent.name == agent)).first()
-        session.flush()
-        conn = session.connection()
         store._bump(conn, "trust")
         if not audited:
             return
+        target = conn.execute(sa.select(agents).where(agents.c.name == agent)).first()
         store._append_event(
             conn,
             f"trust_{action}",
@@ -179,14 +207,14 @@ def add_override(
 
 
 def overrides_after(store: Store, cursor: int) -> list[dict[str, Any]]:
-    table = TrustOverride.__table__  # type: ignore[attr-defined]
+    table = tables.trust_overrides
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(table).where(table.c.id > cursor).order_by(table.c.id))
         return [dict(r._mapping) for r in rows]
 
 
 def last_override_id(store: Store) -> int:
-    table = TrustOverride.__table__  # type: ignore[attr-defined]
+    table = tables.trust_overrides
     with store.engine.connect() as conn:
         return int(
             conn.execute(sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))).scalar_one()

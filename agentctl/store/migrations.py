@@ -2,7 +2,7 @@
 
 Rules: never edit or rename a shipped migration; append a new one. Each takes a
 SQLAlchemy connection and uses portable DDL so it runs on SQLite and PostgreSQL.
-`m001_initial` creates the tables as declared in `store/models.py` at the time;
+`m001_initial` creates the tables as declared in `store/tables.py` at the time;
 later migrations that add columns must check the inspector first, because a fresh
 database already gets the current shape from m001.
 """
@@ -13,23 +13,22 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlmodel import SQLModel
 
-from agentctl.store import chain, models, rollups
+from agentctl.store import chain, rollups, tables
 
 Migration = Callable[[Connection], None]
 
 
 def m001_initial(conn: Connection) -> None:
-    tables = [
-        models.Agent.__table__,
-        models.Credential.__table__,
-        models.PolicyVersion.__table__,
-        models.StateVersion.__table__,
-        models.ChainHead.__table__,
-        models.AuditRecord.__table__,
+    first = [
+        tables.agents,
+        tables.credentials,
+        tables.policy_versions,
+        tables.state_versions,
+        tables.chain_heads,
+        tables.audit,
     ]
-    SQLModel.metadata.create_all(conn, tables=tables)  # type: ignore[arg-type]
+    tables.metadata.create_all(conn, tables=first)
 
 
 def m002_report_indexes(conn: Connection) -> None:
@@ -45,7 +44,7 @@ def m002_report_indexes(conn: Connection) -> None:
 
 def m003_audit_anchors_and_rollups(conn: Connection) -> None:
     """Daily chain anchors and hourly report rollups, backfilled from existing records."""
-    audit = models.AuditRecord.__table__  # type: ignore[attr-defined]
+    audit = tables.audit
     chain.ANCHORS.create(conn, checkfirst=True)
     rollups.ROLLUP.create(conn, checkfirst=True)
     c = audit.c
@@ -61,13 +60,13 @@ def m003_audit_anchors_and_rollups(conn: Connection) -> None:
 def m004_daily_rollup(conn: Connection) -> None:
     """Daily report rollup (reports not cut by the hour read ~24x fewer rows)."""
     rollups.ROLLUP_DAILY.create(conn, checkfirst=True)
-    rollups.rebuild(conn, models.AuditRecord.__table__, (rollups.DAILY,))  # type: ignore[attr-defined]
+    rollups.rebuild(conn, tables.audit, (rollups.DAILY,))
 
 
 def m005_trust(conn: Connection) -> None:
     """Trust engine snapshots and operator overrides (pin, unpin, rebaseline)."""
-    models.TrustSnapshot.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
-    models.TrustOverride.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+    tables.trust_snapshots.create(conn, checkfirst=True)
+    tables.trust_overrides.create(conn, checkfirst=True)
 
 
 MIGRATIONS: list[Migration] = [

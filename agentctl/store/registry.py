@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from agentctl.store.models import Agent, Credential
+from agentctl.store import tables
 
-AGENTS = Agent.__table__  # type: ignore[attr-defined]
-CREDENTIALS = Credential.__table__  # type: ignore[attr-defined]
+AGENTS = tables.agents
+CREDENTIALS = tables.credentials
 
 
 @dataclass(slots=True)

@@ -1,8 +1,10 @@
 """`Store`: the durable state (agents, credentials, policy versions, audit) over SQL.
 
-One implementation for SQLite and PostgreSQL through SQLAlchemy/SQLModel. The only
+One implementation for SQLite and PostgreSQL through SQLAlchemy. The only
 dialect-specific code is engine setup in `_engine()` (WAL, busy timeout, file
-permissions for SQLite; driver name for PostgreSQL).
+permissions for SQLite; driver name for PostgreSQL). What the gateway calls is Core
+over `store/tables.py`; the CLI's registration and policy edits use the SQLModel classes
+(`store/models.py`), imported only there, so a serving process never loads the ORM.
 
 The API is synchronous on purpose: the gateway calls it from its recorder thread
 and from `asyncio.to_thread` (never per request); the CLI calls it directly.
@@ -22,26 +24,20 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from hashlib import sha256
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import Session, select
 
 from agentctl.errors import CliError
-from agentctl.store import driver, migrations, rollups
+from agentctl.store import driver, migrations, rollups, tables
 from agentctl.store.chain import extend_anchor, record_hash
-from agentctl.store.models import (
-    Agent,
-    AuditRecord,
-    ChainHead,
-    Credential,
-    PolicyVersion,
-    StateVersion,
-)
 from agentctl.store.registry import Registry, load_registry
 
-AUDIT = AuditRecord.__table__  # type: ignore[attr-defined]
+if TYPE_CHECKING:
+    from agentctl.store.models import Agent
+
+AUDIT = tables.audit
 CHAIN = "main"
 TOKEN_PREFIX = "agk_"
 
@@ -133,15 +129,10 @@ class Store:
             if not self.is_sqlite:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(724001)"))
             ran = migrations.migrate(conn, now_us())
-            exists = conn.execute(
-                sa.select(ChainHead.__table__.c.chain).where(  # type: ignore[attr-defined]
-                    ChainHead.__table__.c.chain == CHAIN  # type: ignore[attr-defined]
-                )
-            ).first()
+            heads = tables.chain_heads
+            exists = conn.execute(sa.select(heads.c.chain).where(heads.c.chain == CHAIN)).first()
             if exists is None:
-                conn.execute(
-                    ChainHead.__table__.insert().values(chain=CHAIN, last_id=0, last_hash="")  # type: ignore[attr-defined]
-                )
+                conn.execute(heads.insert().values(chain=CHAIN, last_id=0, last_hash=""))
         return ran
 
     def ensure_ready(self) -> None:
@@ -164,12 +155,12 @@ class Store:
     def state_version(self) -> int:
         with self.engine.connect() as conn:
             value = conn.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(StateVersion.__table__.c.version), 0))  # type: ignore[attr-defined]
+                sa.select(sa.func.coalesce(sa.func.sum(tables.state_versions.c.version), 0))
             ).scalar_one()
         return int(value)
 
     def _bump(self, conn: Connection, topic: str) -> None:
-        table = StateVersion.__table__  # type: ignore[attr-defined]
+        table = tables.state_versions
         updated = conn.execute(
             table.update().where(table.c.topic == topic).values(version=table.c.version + 1)
         )
@@ -181,10 +172,18 @@ class Store:
         return load_registry(self.engine)
 
     def get_agent(self, name: str) -> Agent | None:
+        from sqlmodel import Session, select
+
+        from agentctl.store.models import Agent
+
         with Session(self.engine) as session:
             return session.exec(select(Agent).where(Agent.name == name)).first()
 
     def list_agents(self, owner: str | None = None) -> list[Agent]:
+        from sqlmodel import Session, select
+
+        from agentctl.store.models import Agent
+
         with Session(self.engine) as session:
             query = select(Agent).order_by(Agent.name)  # type: ignore[arg-type]
             if owner:
@@ -195,6 +194,10 @@ class Store:
         self, name: str, owner: str, purpose: str, *, actor: str, reason: str | None
     ) -> str:
         """Create (or bind a declared-only) agent with a new credential; return the token."""
+        from sqlmodel import Session, select
+
+        from agentctl.store.models import Agent, Credential
+
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
         token = f"{TOKEN_PREFIX}{key_id}_{secret}"
@@ -247,28 +250,36 @@ class Store:
         purpose: str | None = None,
         kind: str | None = None,
         detail: Mapping[str, Any] | None = None,
-    ) -> Agent:
-        """Enable or disable an agent. Declared-only names get a row so the switch holds."""
+    ) -> sa.Row[Any]:
+        """Enable or disable an agent. Declared-only names get a row so the switch holds.
+        Core, not the ORM: the gateway calls it (breakers, trust containment)."""
         ts = now_us()
-        with Session(self.engine) as session, session.begin():
-            agent = session.exec(select(Agent).where(Agent.name == name)).first()
-            before = _agent_view(agent) if agent else None
-            if agent is None:
-                agent = Agent(
-                    name=name,
-                    owner=owner or "",
-                    purpose=purpose or "",
-                    created_at_us=ts,
-                    updated_at_us=ts,
+        table = tables.agents
+        with self.engine.begin() as conn:
+            self.lock_chain(conn)  # the event's lock first: concurrent switches serialise
+            row = conn.execute(sa.select(table).where(table.c.name == name)).first()
+            before = _agent_view(row)
+            change = {
+                "status": status,
+                "status_reason": reason,
+                "status_actor": actor,
+                "status_at_us": ts,
+                "updated_at_us": ts,
+            }
+            if row is None:
+                conn.execute(
+                    table.insert().values(
+                        name=name,
+                        owner=owner or "",
+                        purpose=purpose or "",
+                        registered=False,
+                        created_at_us=ts,
+                        **change,
+                    )
                 )
-            agent.status = status
-            agent.status_reason = reason
-            agent.status_actor = actor
-            agent.status_at_us = ts
-            agent.updated_at_us = ts
-            session.add(agent)
-            session.flush()
-            conn = session.connection()
+            else:
+                conn.execute(table.update().where(table.c.name == name).values(**change))
+            agent = conn.execute(sa.select(table).where(table.c.name == name)).one()
             self._bump(conn, "agents")
             self._append_event(
                 conn,
@@ -278,20 +289,19 @@ class Store:
                 reason=reason,
                 detail={"before": before, "after": _agent_view(agent), **(detail or {})},
             )
-            session.refresh(agent)
-            session.expunge(agent)
         return agent
 
     # -- policy ----------------------------------------------------------
-    def active_policy(self) -> PolicyVersion | None:
-        with Session(self.engine) as session:
-            query = select(PolicyVersion).order_by(PolicyVersion.id.desc()).limit(1)  # type: ignore[union-attr]
-            return session.exec(query).first()
+    def active_policy(self) -> sa.Row[Any] | None:
+        """The policy version in force (id, version, document, sources, applied_at_us,
+        actor), or None before the first apply."""
+        history = self.policy_history(1)
+        return history[0] if history else None
 
-    def policy_history(self, limit: int = 20) -> list[PolicyVersion]:
-        with Session(self.engine) as session:
-            query = select(PolicyVersion).order_by(PolicyVersion.id.desc()).limit(limit)  # type: ignore[union-attr]
-            return list(session.exec(query))
+    def policy_history(self, limit: int = 20) -> list[sa.Row[Any]]:
+        table = tables.policy_versions
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(table).order_by(table.c.id.desc()).limit(limit)))
 
     def apply_policy(
         self,
@@ -304,6 +314,10 @@ class Store:
         changes: Mapping[str, Any] | None = None,
     ) -> bool:
         """Make `document` the policy in force. False when it already is (no new row)."""
+        from sqlmodel import Session, select
+
+        from agentctl.store.models import PolicyVersion
+
         ts = now_us()
         with Session(self.engine) as session, session.begin():
             conn = session.connection()
@@ -345,7 +359,7 @@ class Store:
         conn: Connection,
         kind: str,
         *,
-        agent: Agent | None,
+        agent: Any,  # anything with name, owner and purpose (an ORM Agent, a Core row)
         actor: str,
         reason: str | None,
         detail: Mapping[str, Any] | None = None,
@@ -404,7 +418,7 @@ class Store:
         """Take the chain-head lock in `conn`'s transaction; return (last id, last hash).
 
         For operations that must commit atomically with their audit event (prune)."""
-        heads = ChainHead.__table__  # type: ignore[attr-defined]
+        heads = tables.chain_heads
         conn.execute(heads.update().where(heads.c.chain == CHAIN).values(last_id=heads.c.last_id))
         head = conn.execute(
             sa.select(heads.c.last_id, heads.c.last_hash).where(heads.c.chain == CHAIN)
@@ -557,7 +571,7 @@ def _full_row(raw: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _agent_view(agent: Agent | None) -> dict[str, Any] | None:
+def _agent_view(agent: Any) -> dict[str, Any] | None:
     if agent is None:
         return None
     return {

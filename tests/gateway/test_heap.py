@@ -41,7 +41,7 @@ print("ok", frozen)
 
 
 async def test_serve_freezes_its_start_up_objects(tmp_path: Path, sim: RunningSimulator) -> None:
-    settings = GatewayHarness(tmp_path, sim).make_settings()
+    settings = GatewayHarness(tmp_path, sim).make_settings(port=0)
     gc.unfreeze()
     stop = asyncio.Event()
     counts: list[int] = []
