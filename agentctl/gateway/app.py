@@ -219,7 +219,12 @@ def _gateway_ctx(
         await gateway.trust.start(gateway.directory.registry)
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
         gateway.session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=True, trust_env=False
+            connector=connector,
+            auto_decompress=True,
+            trust_env=False,
+            # One session carries every agent's requests: cookies an upstream sets (e.g.
+            # Cloudflare's __cf_bm) must not be kept and replayed on the next agent's.
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         gateway.governance.session = gateway.session
         gateway.trust.session = gateway.session

@@ -66,7 +66,10 @@ _ERRORS: dict[int, tuple[str, str | None, str]] = {
 
 
 def headers(token: str) -> dict[str, str]:
-    return {**_BASE_HEADERS, "x-request-id": f"req_{token}"}
+    # The provider's edge sets a bot-management cookie on every answer (Secure there;
+    # this server speaks plain HTTP, so without it).
+    cookie = f"__cf_bm={token}; path=/; HttpOnly; SameSite=None"
+    return {**_BASE_HEADERS, "x-request-id": f"req_{token}", "set-cookie": cookie}
 
 
 def error(
