@@ -141,10 +141,10 @@ class Governor:
         charged, states = await self._take_rate(
             pol, est.amounts.tokens, rate_multiplier, now, shadow
         )
-        slot = await self._take_slot(pol, rid, rate_multiplier, now, deny)
-
-        refs = self.window_refs(pol, now)
+        slot = None
         try:
+            slot = await self._take_slot(pol, rid, rate_multiplier, now, deny)
+            refs = self.window_refs(pol, now)
             specs = [r.spec for r in refs]
             result = await self.counters.reserve(
                 rid, specs, est.amounts, now=now, ttl=self.hold_ttl
@@ -153,8 +153,12 @@ class Governor:
                 first = result.exceeded[0]
                 raise refusals.budget(pol, _ref(refs, first.key), first, now)
         except BaseException:
+            # Refused after the rate step (concurrency, budget) or failed: the request
+            # holds nothing, so its requests and tokens go back to the rate buckets.
             if slot is not None:
                 await self.counters.release_slot(slot, rid)
+            for bucket in charged:
+                await self.counters.adjust(bucket, -bucket.cost, now=now)
             raise
         shadow += [_hit(refusals.budget(pol, _ref(refs, e.key), e, now)) for e in result.exceeded]
         return Admission(

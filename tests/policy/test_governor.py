@@ -239,6 +239,31 @@ async def test_rate_limit_tpm_and_settle_refunds_tokens() -> None:
     await admit(gov, facts=chat(max_tokens=1500))  # 1800 tokens given back by the settle
 
 
+async def test_a_request_refused_after_the_rate_step_gives_its_rate_back() -> None:
+    # chat() costs 2,000 tokens at worst: the tpm bucket holds two of them, rpm two requests.
+    gov = governor(
+        "defaults:\n  rate: {rpm: 2, tpm: 4000}\n  budgets:\n    day: {usd: '0.001'}\n"
+    )
+    assert WORST <= to_pico("0.001") < 2 * WORST
+    first = await admit(gov)
+    for _ in range(3):  # over budget: refused for the budget, never for the rate
+        assert (await refused(gov)).rule_id == "daily-budget-exceeded"
+    await gov.settle(first, total_tokens=2000, cost_pico=0)  # cost nothing after all
+    await admit(gov)  # the rate buckets still hold this one's request and 2,000 tokens
+    assert (await refused(gov)).rule_id == "rate-limit-rpm"
+
+
+async def test_a_concurrency_refusal_gives_its_rate_back() -> None:
+    gov = governor("defaults:\n  rate: {rpm: 2}\n  concurrency: {max: 1}\n")
+    first = await admit(gov)
+    assert (await refused(gov)).rule_id == "concurrency-limit"
+    assert (await refused(gov)).rule_id == "concurrency-limit"
+    await gov.settle(first, total_tokens=1, cost_pico=1)
+    second = await admit(gov)  # the two refusals took no requests from rpm
+    await gov.settle(second, total_tokens=1, cost_pico=1)
+    assert (await refused(gov)).rule_id == "rate-limit-rpm"  # two admitted this minute
+
+
 async def test_concurrency_limit_and_slot_freed_on_settle_and_on_budget_refusal() -> None:
     gov = governor("defaults:\n  concurrency: {max: 1}\n  budgets:\n    day: {requests: 2}\n")
     first = await admit(gov)
