@@ -11,18 +11,20 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from agentctl import __version__
-from agentctl.config import Settings
+from agentctl.config import Settings, Upstream
 from agentctl.errors import GatewayError
 from agentctl.facts import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES
 from agentctl.gateway import admin
 from agentctl.gateway.keys import GATEWAY
-from agentctl.gateway.pipeline import RECORDED, endpoint_handler
+from agentctl.gateway.pipeline import RECORDED, endpoint_handler, refuse_if_disabled
 from agentctl.gateway.runtime import Gateway
+from agentctl.identity import Identity
 from agentctl.store.recorder import Journal, Recorder, replay
 from agentctl.store.sql import Store
 from agentctl.tracing import OPERATIONS
@@ -119,27 +121,44 @@ async def healthz(request: web.Request) -> web.Response:
     )
 
 
-async def list_models(request: web.Request) -> web.Response:
-    """The models this caller may use: upstream lists plus config names, filtered by policy."""
+def _model_caller(request: web.Request) -> tuple[Gateway, Identity]:
+    """Who asks about models: identified like any call, refused if disabled (both
+    refusals audited by `openai_errors`)."""
     gw = request.app[GATEWAY]
     identity = gw.directory.identify(request.headers)
-    models = dict.fromkeys(gw.router.models())
+    refuse_if_disabled(gw, identity.name)
+    return gw, identity
+
+
+async def _upstream_json(
+    gw: Gateway, upstream: Upstream, path: str
+) -> tuple[int, dict[str, Any] | None]:
+    """GET an OpenAI-style upstream's `path` with its key: (status, JSON object or None);
+    (0, None) when it cannot be reached in time."""
     assert gw.session is not None
+    secret = gw.secrets.get(upstream.name)
+    headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+    try:
+        async with asyncio.timeout(upstream.timeouts.connect + 5):
+            async with gw.session.get(upstream.base_url + path, headers=headers) as resp:
+                data = await resp.json(content_type=None) if resp.status == 200 else None
+                return resp.status, data if isinstance(data, dict) else None
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return 0, None
+
+
+async def list_models(request: web.Request) -> web.Response:
+    """The models this caller may use: upstream lists plus config names, filtered by policy."""
+    gw, identity = _model_caller(request)
+    models = dict.fromkeys(gw.router.models())
     for upstream in gw.settings.upstreams:
         if upstream.api != "openai":
             continue
-        secret = gw.secrets.get(upstream.name)
-        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
-        try:
-            async with asyncio.timeout(upstream.timeouts.connect + 5):
-                async with gw.session.get(upstream.base_url + "/models", headers=headers) as resp:
-                    if resp.status == 200:
-                        data = await resp.json()
-                        for item in data.get("data", []):
-                            if isinstance(item, dict) and isinstance(item.get("id"), str):
-                                models.setdefault(item["id"])
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            continue
+        _, data = await _upstream_json(gw, upstream, "/models")
+        items = data.get("data") if data else None
+        for item in items if isinstance(items, list) else ():
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                models.setdefault(item["id"])
     now = int(time.time())
     allowed = gw.governance.governor.model_allowed
     data = [
@@ -151,14 +170,32 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 async def retrieve_model(request: web.Request) -> web.Response:
-    """`GET /v1/models/{model}` (the SDKs' `models.retrieve`): the model if an upstream
-    serves it and policy lets this caller use it, else 404 `model_not_found`."""
-    gw = request.app[GATEWAY]
-    identity = gw.directory.identify(request.headers)
+    """`GET /v1/models/{model}` (the SDKs' `models.retrieve`): the model if policy lets
+    this caller use it and it exists: named in config (an upstream's `models`, an alias)
+    or, when only a glob routes it, confirmed by that upstream's own
+    `GET /models/{model}`. Else 404 `model_not_found`, as `/v1/models` would not list it."""
+    gw, identity = _model_caller(request)
     model = request.match_info["model"]
     target = gw.governance.alias_target(model) or model
-    served = gw.router.plan(target, CHAT, "/v1/chat/completions") is not None
-    if not served or not gw.governance.governor.model_allowed(identity, model):
+    plan = gw.router.plan(target, CHAT, "/v1/chat/completions")
+    exists = plan is not None and (
+        gw.governance.alias_target(model) is not None or target in gw.router.models()
+    )
+    if plan is not None and not exists:
+        route = plan.primary
+        if route.upstream.api != "openai":
+            exists = True  # its glob is the only word on it
+        else:
+            status, _ = await _upstream_json(gw, route.upstream, "/models/" + route.model)
+            if status not in (200, 404):
+                raise GatewayError(
+                    502,
+                    "upstream_error",
+                    f"upstream {route.upstream.name!r} could not confirm model {model!r} "
+                    f"({'unreachable' if status == 0 else f'HTTP {status}'}); retry shortly",
+                )
+            exists = status == 200
+    if not exists or not gw.governance.governor.model_allowed(identity, model):
         raise GatewayError(
             404, "model_not_found", f"the model {model!r} does not exist or you lack access"
         )

@@ -150,7 +150,17 @@ async def decide(gw: Gateway, call: Call, route: Route) -> Gate | None:
     """Steps 3-4: the agent's status, then policy, which reserves the worst case.
     Returns trust's gate (None with trust off): routing reads its lane."""
     assert call.identity is not None
-    agent = gw.directory.agent(call.identity.name)
+    refuse_if_disabled(gw, call.identity.name)
+    gate = gw.trust.before(call, call.facts)  # type: ignore[arg-type]
+    multiplier = gate.rate_multiplier if gate is not None else 1.0
+    await gw.governance.admit(call, route, rate_multiplier=multiplier)
+    return gate
+
+
+def refuse_if_disabled(gw: Gateway, name: str) -> None:
+    """403 `agent_disabled` for a disabled agent: the kill switch refuses everything it
+    asks, model listings included."""
+    agent = gw.directory.agent(name)
     if agent is not None and agent.status == "disabled":
         raise Refusal(
             403,
@@ -160,10 +170,6 @@ async def decide(gw: Gateway, call: Call, route: Route) -> Gate | None:
             f"`agentctl agents enable {agent.name} --reason ...`",
             should_retry=False,
         )
-    gate = gw.trust.before(call, call.facts)  # type: ignore[arg-type]
-    multiplier = gate.rate_multiplier if gate is not None else 1.0
-    await gw.governance.admit(call, route, rate_multiplier=multiplier)
-    return gate
 
 
 def record(gw: Gateway, call: Call, request: web.Request) -> None:

@@ -83,6 +83,30 @@ async def test_disable_declared_only_agent_then_enable(
     ]
 
 
+async def test_a_disabled_agent_cannot_list_models_either(
+    gateway: GatewayHarness, operator: Store
+) -> None:
+    client = gateway.aclient("name=bot-a; owner=team-ml; purpose=production", max_retries=0)
+    assert (await client.models.list()).data
+    await set_status(operator, "bot-a", "disabled", "runaway loop")
+    deadline = time.monotonic() + WITHIN
+    while True:
+        try:
+            await client.models.list()
+        except openai.PermissionDeniedError as err:
+            assert err.code == "agent_disabled"
+            break
+        assert time.monotonic() < deadline, f"models still listed after {WITHIN}s"
+        await asyncio.sleep(0.02)
+    with pytest.raises(openai.PermissionDeniedError):
+        await client.models.retrieve("gpt-4o-mini")
+    refused = [r for r in await gateway.records() if r["outcome"] == "refused"]
+    assert [(r["endpoint"], r["rule_id"]) for r in refused] == [
+        ("/v1/models", "agent_disabled"),
+        ("/v1/models/gpt-4o-mini", "agent_disabled"),
+    ]
+
+
 async def test_disable_before_first_request(gateway: GatewayHarness, operator: Store) -> None:
     """A name never seen by any gateway can be disabled in advance."""
     await set_status(operator, "bot-never-seen", "disabled", "pre-emptive")
