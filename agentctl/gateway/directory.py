@@ -27,7 +27,7 @@ from multidict import CIMultiDictProxy
 from agentctl.errors import GatewayError
 from agentctl.identity import HEADER, Identity, IdentityError, parse_identity
 from agentctl.store.registry import KnownAgent, Registry
-from agentctl.store.sql import hash_secret, split_token
+from agentctl.store.sql import TOKEN_PREFIX, hash_secret, split_token
 
 
 class ClaimRefused(GatewayError):
@@ -184,6 +184,13 @@ class Directory:
     def _token_identity(self, secret: str) -> Identity | None:
         parts = split_token(secret)
         if parts is None:
+            if secret.startswith(TOKEN_PREFIX):  # meant as one: never served as unverified
+                raise GatewayError(
+                    401,
+                    "invalid_agent_token",
+                    "the agent token is malformed: it should read agk_<16-character key "
+                    "id>_<secret>, as `agentctl agents register` printed it",
+                )
             return None
         key_id, token_secret = parts
         cred = self.registry.credentials.get(key_id)

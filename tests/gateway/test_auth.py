@@ -225,6 +225,22 @@ async def test_unknown_or_tampered_token_is_401(gateway: GatewayHarness, suffix:
     }
 
 
+@pytest.mark.parametrize("token", ["agk_bogus_token", "agk_", "agk_0123456789abcdef_"])
+async def test_a_malformed_agent_token_is_401_not_served_unverified(
+    gateway: GatewayHarness, token: str
+) -> None:
+    resp = await post(gateway, Authorization=f"Bearer {token}")
+    err = error_of(resp, 401, "invalid_agent_token")
+    assert err["message"].startswith("the agent token is malformed")
+    [rec] = await gateway.records()
+    assert (rec["status"], rec["outcome"], rec["rule_id"]) == (
+        401,
+        "refused",
+        "invalid_agent_token",
+    )
+    assert gateway.sim is not None and gateway.sim.state.requests == []
+
+
 async def test_declare_mode_accepts_a_registered_name_without_token(
     gateway: GatewayHarness,
 ) -> None:

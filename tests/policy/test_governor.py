@@ -241,9 +241,7 @@ async def test_rate_limit_tpm_and_settle_refunds_tokens() -> None:
 
 async def test_a_request_refused_after_the_rate_step_gives_its_rate_back() -> None:
     # chat() costs 2,000 tokens at worst: the tpm bucket holds two of them, rpm two requests.
-    gov = governor(
-        "defaults:\n  rate: {rpm: 2, tpm: 4000}\n  budgets:\n    day: {usd: '0.001'}\n"
-    )
+    gov = governor("defaults:\n  rate: {rpm: 2, tpm: 4000}\n  budgets:\n    day: {usd: '0.001'}\n")
     assert WORST <= to_pico("0.001") < 2 * WORST
     first = await admit(gov)
     for _ in range(3):  # over budget: refused for the budget, never for the rate
