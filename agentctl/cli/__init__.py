@@ -99,6 +99,12 @@ def _describe(exc: Exception) -> str:
             f"cannot reach the database ({detail}); check --db / AGENTCTL_DB and that the "
             "server is running"
         )
+    if isinstance(exc, sqlalchemy.exc.DatabaseError):  # opened, but not ours or damaged
+        detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        return (
+            f"the database is not an agentctl database or is damaged ({detail}); check "
+            "--db / AGENTCTL_DB, or run `agentctl db status` on it"
+        )
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.strerror or exc}: {exc.filename}"
     return f"{type(exc).__name__}: {exc} (rerun with --debug for the traceback)"

@@ -209,3 +209,17 @@ def test_read_command_on_a_mistyped_db_path_fails_and_creates_nothing(
     assert result.exit_code == 1, result.output
     assert f"no agentctl database at {missing}" in result.output
     assert not missing.parent.exists()
+
+
+@pytest.mark.parametrize("args", [["report"], ["agents", "list"]], ids=" ".join)
+def test_a_file_that_is_not_a_database_is_named_with_a_fix(tmp_path: Path, args: list[str]) -> None:
+    """Regression: a garbage file given as --db printed SQLAlchemy's error text with a
+    link, and nothing about what to do."""
+    garbage = tmp_path / "g.db"
+    garbage.write_text("garbage\n" * 200)
+    result = invoke([*args, "--db", f"sqlite:///{garbage}"])
+    assert result.exit_code == 1, result.output
+    out = " ".join(result.output.split())
+    assert "the database is not an agentctl database or is damaged" in out
+    assert "file is not a database" in out and "--db / AGENTCTL_DB" in out
+    assert "sqlalche.me" not in out and "Traceback" not in out
