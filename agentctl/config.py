@@ -385,6 +385,21 @@ class Settings(_Model):
     def upstream_secret(self, upstream: Upstream) -> str | None:
         return upstream.api_key.resolve() if upstream.api_key else None
 
+    def missing_keys(self) -> list[str]:
+        """One warning per remote upstream whose key variable is unset: its requests would
+        go out with no provider key and every one come back 401. A loopback upstream (the
+        simulator, a local model server) often needs none, so it is not named."""
+        out = []
+        for u in self.upstreams:
+            host = urlsplit(u.base_url).hostname or ""
+            if u.api_key is not None and self.upstream_secret(u) is None and not is_loopback(host):
+                out.append(
+                    f"upstream {u.name!r}: {u.api_key.env} is not set, so requests to "
+                    f"{u.base_url} go out without a provider key (expect 401s); set it, or "
+                    "drop api_key for an upstream that needs none"
+                )
+        return out
+
 
 def home_dir(explicit: str | Path | None = None) -> Path:
     if explicit:

@@ -221,6 +221,8 @@ def serve(
         overrides["upstreams"] = (quick,)
     settings = load_settings(config=config, overrides=overrides)
     check_settings(settings)
+    for warning in settings.missing_keys():
+        logging.getLogger("agentctl.gateway").warning(warning)
 
     def reload() -> Settings:  # SIGHUP: the same sources, read again
         fresh = load_settings(config=config, overrides=overrides)

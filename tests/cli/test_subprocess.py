@@ -109,6 +109,29 @@ def test_serve_without_upstream_says_how(home: Path) -> None:
     assert res.returncode == 1 and "--upstream" in res.stderr
 
 
+def test_serve_warns_when_a_remote_upstreams_key_is_unset(home: Path) -> None:
+    """Regression: with OPENAI_API_KEY unset, serve started silently and every request
+    to a real provider would have come back 401."""
+    env = "AGENTCTL_TEST_UNSET_KEY"
+    assert env not in os.environ
+    remote = GatewayProcess(
+        ["--upstream", "https://provider.invalid/v1", "--upstream-key-env", env], home
+    )
+    try:
+        remote.wait_ready()
+        out = remote.output()
+    finally:
+        remote.stop()
+    assert f"{env} is not set, so requests to https://provider.invalid/v1 go out" in out
+    local = GatewayProcess(["--upstream", "http://127.0.0.1:9/v1", "--upstream-key-env", env], home)
+    try:
+        local.wait_ready()
+        out = local.output()
+    finally:
+        local.stop()
+    assert "is not set" not in out  # a loopback upstream often needs no key
+
+
 def test_demo_runs_offline_and_cleans_up(home: Path) -> None:
     res = agentctl("demo", "--seconds", "4", timeout=120)
     assert res.returncode == 0, res.stderr
