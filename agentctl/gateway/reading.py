@@ -132,7 +132,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
             f"request body is not valid UTF-8 (byte {exc.start}); send UTF-8 encoded JSON",
         ) from None
     try:
-        body = json.loads(text)
+        body = json.loads(text, parse_constant=_no_constant)
     except ValueError as exc:
         raise GatewayError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
     except RecursionError:
@@ -141,6 +141,11 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise GatewayError(400, "invalid_json", "request body must be a JSON object")
     _refuse_duplicates(raw)
     return body
+
+
+def _no_constant(name: str) -> Any:
+    # `json` reads NaN and Infinity; JSON has no such values and providers refuse them.
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _fast_parse(raw: bytes) -> Any:
@@ -154,6 +159,10 @@ def _fast_parse(raw: bytes) -> Any:
         return None
 
 
+# Provider model ids are short (fine-tuned ones ~60 characters, Azure deployments 64);
+# a longer name or a control character is a client bug, and it would reach logs and
+# the audit as it came.
+MAX_MODEL_CHARS = 256
 MAX_INT_FIELD = 2**31 - 1  # max_tokens, n, best_of: providers' own int32 limit
 
 
@@ -188,6 +197,14 @@ def extract_facts(
             400,
             "missing_model" if model is None else "invalid_value",
             "'model' is required and must be a non-empty string",
+            param="model",
+        )
+    if len(model) > MAX_MODEL_CHARS or not model.isprintable():
+        raise GatewayError(
+            400,
+            "invalid_value",
+            f"'model' must be at most {MAX_MODEL_CHARS} printable characters "
+            "(no control characters)",
             param="model",
         )
     stream = body.get("stream")

@@ -43,6 +43,7 @@ from agentctl.tracing import Tracer
 from agentctl.trust import Gate
 
 log = logging.getLogger("agentctl.gateway")
+MAX_UNPRICED_WARNINGS = 1_000  # distinct models warned about, then one last warning
 
 
 class Gateway:
@@ -204,6 +205,15 @@ class Gateway:
     def warn_unpriced(self, model: str, provider: str) -> None:
         key = f"{provider}/{model}"
         if key in self.unpriced_seen:
+            return
+        if len(self.unpriced_seen) >= MAX_UNPRICED_WARNINGS:  # an upstream serving any name
+            if len(self.unpriced_seen) == MAX_UNPRICED_WARNINGS:
+                self.unpriced_seen.add("")  # say it once
+                log.warning(
+                    "more than %d models without a price: no more warnings or events for "
+                    "new ones (their records still say unpriced)",
+                    MAX_UNPRICED_WARNINGS,
+                )
             return
         self.unpriced_seen.add(key)
         log.warning(

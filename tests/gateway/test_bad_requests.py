@@ -60,6 +60,29 @@ CASES = [
         "'model' is required and must be a non-empty string",
     ),
     (
+        # Regression (found by a fresh-user trial): forwarded as it came, into logs and audit.
+        "model-too-long",
+        body(model="m" * 257),
+        "invalid_value",
+        "model",
+        "'model' must be at most 256 printable characters (no control characters)",
+    ),
+    (
+        "model-control-character",
+        body(model="gpt-4o-mini\u0000"),
+        "invalid_value",
+        "model",
+        "'model' must be at most 256 printable characters (no control characters)",
+    ),
+    (
+        # Regression: `json` reads NaN, so it was forwarded (orjson refuses it).
+        "nan",
+        b'{"model": "gpt-4o-mini", "temperature": NaN}',
+        "invalid_json",
+        None,
+        "request body is not valid JSON: NaN is not a JSON value",
+    ),
+    (
         "stream-yes",
         body(stream="yes"),
         "invalid_value",
