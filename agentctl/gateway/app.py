@@ -204,6 +204,23 @@ async def retrieve_model(request: web.Request) -> web.Response:
     )
 
 
+async def expect_continue(request: web.Request) -> None:
+    """`Expect: 100-continue` (curl sends it for bodies over 1 KiB): 100 Continue, unless
+    the declared body is over `limits.max_body_bytes`; then no 100, so the pipeline
+    answers 413 (audited) before the client sends a byte of it. Any other expectation is
+    417, as aiohttp's own handler answers."""
+    expect = request.headers.get("Expect", "").lower()
+    if request.version != aiohttp.HttpVersion11:
+        return
+    if expect != "100-continue":
+        raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")
+    length = request.content_length
+    if length is not None and length > request.app[GATEWAY].limits.max_body_bytes:
+        return
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the 100 is not part of the response
+
+
 def create_app(settings: Settings, *, store: Store | None = None) -> web.Application:
     app = web.Application(
         middlewares=[
@@ -213,12 +230,15 @@ def create_app(settings: Settings, *, store: Store | None = None) -> web.Applica
         client_max_size=settings.limits.max_body_bytes,
     )
     app.cleanup_ctx.append(_gateway_ctx(settings, store))
+    posts = [
+        ("/v1/chat/completions", CHAT),
+        ("/v1/completions", COMPLETIONS),
+        ("/v1/embeddings", EMBEDDINGS),
+        ("/v1/responses", RESPONSES),
+        ("/v1/messages", MESSAGES),
+    ]
     routes = [
-        web.post("/v1/chat/completions", endpoint_handler(CHAT)),
-        web.post("/v1/completions", endpoint_handler(COMPLETIONS)),
-        web.post("/v1/embeddings", endpoint_handler(EMBEDDINGS)),
-        web.post("/v1/responses", endpoint_handler(RESPONSES)),
-        web.post("/v1/messages", endpoint_handler(MESSAGES)),
+        *(web.post(p, endpoint_handler(e), expect_handler=expect_continue) for p, e in posts),
         web.get("/v1/models", list_models),
         web.get("/v1/models/{model}", retrieve_model),
         web.get("/healthz", healthz),

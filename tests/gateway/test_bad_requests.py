@@ -3,6 +3,7 @@ exactly one audit row, nothing forwarded, never a 500."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -11,6 +12,7 @@ import pytest
 
 from agentctl.config import Limits
 from tests.gateway.support import BODY, CHAT, HEADERS, RAW_BODY, error_of, ok, post
+from tests.hardening.support import GOOD_HEAD, connect, read_reply
 from tests.harness import IDENTITY, GatewayHarness, sim_upstream
 
 
@@ -202,6 +204,47 @@ async def test_oversize_body_with_content_length_is_413(gateway: GatewayHarness)
     }
     await assert_one_refusal(gateway, 413, "request_too_large", message)
     await ok(gateway)
+
+
+async def test_oversize_body_expecting_100_continue_gets_413_without_a_100(
+    gateway: GatewayHarness,
+) -> None:
+    """Regression (fresh-user trial): the gateway sent 100 Continue to a body it was going
+    to refuse, inviting the client to upload all of it first."""
+    assert gateway.settings is not None
+    reader, writer = await connect(gateway.url)
+    try:
+        writer.write(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+            + GOOD_HEAD
+            + b"Expect: 100-continue\r\nContent-Length: "
+            + str(gateway.settings.limits.max_body_bytes + 1).encode()
+            + b"\r\n\r\n"
+        )
+        await writer.drain()
+        reply = await read_reply(reader)
+    finally:
+        writer.close()
+    assert reply.status == 413, reply.raw[:200]
+    assert reply.error()["code"] == "request_too_large"
+    await assert_one_refusal(gateway, 413, "request_too_large", reply.error()["message"])
+    # Within the limit the client is told to go on, and is served.
+    reader, writer = await connect(gateway.url)
+    try:
+        writer.write(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+            + GOOD_HEAD
+            + b"Expect: 100-continue\r\nContent-Length: "
+            + str(len(RAW_BODY)).encode()
+            + b"\r\n\r\n"
+        )
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert line == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(RAW_BODY)
+        assert (await read_reply(reader)).status == 200
+    finally:
+        writer.close()
 
 
 async def test_oversize_chunked_body_is_413(gateway: GatewayHarness) -> None:
