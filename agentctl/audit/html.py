@@ -73,7 +73,11 @@ def _totals(c: Compliance) -> str:
         ("Cost (USD)", charts.money(Decimal(t["cost_usd"])), f"exact: {t['cost_usd']}"),
         ("Requests", f"{t['requests']:,}", "every call through the gateway"),
         ("Denied", f"{t['denied']:,}", "refused before reaching the provider"),
-        ("Errors", f"{t['errors']:,}", "provider or network failures"),
+        (
+            "Errors",
+            f"{t['errors']:,}",
+            "failed upstream or in the gateway (4xx/5xx, timeouts, overload)",
+        ),
         ("Tokens in", f"{t['prompt_tokens']:,}", f"{t['cached_tokens']:,} from cache"),
         ("Tokens out", f"{t['completion_tokens']:,}", ""),
         ("Agents", f"{len([a for a in c.agents if a['agent']])}", "with at least one request"),
