@@ -126,7 +126,7 @@ def generate(
     store = Store(f"sqlite:///{path}")
     store.migrate()
     store.close()
-    columns = [c.name for c in AUDIT.columns]
+    columns = [str(c.name) for c in AUDIT.columns]  # plain str: orjson keys
     insert = f"INSERT INTO audit ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     con = sqlite3.connect(path)
     con.execute("PRAGMA journal_mode=OFF")  # a bulk load into a fresh file: nothing to roll back

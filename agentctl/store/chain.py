@@ -82,8 +82,11 @@ def _orjson_canonical(body: dict[str, Any]) -> bytes | None:
             return None
     try:
         out = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # an integer beyond 64 bits
-        return None
+    except TypeError:  # an integer beyond 64 bits, or a str-subclass key
+        if all(type(key) is str for key in body):
+            return None
+        # Rows read back through SQLAlchemy have `quoted_name` keys (verify's case).
+        return _orjson_canonical({str(key): value for key, value in body.items()})
     return out if out.isascii() and b"\x7f" not in out else None
 
 

@@ -537,11 +537,13 @@ class Store:
             )
 
 
+# Plain `str` keys: SQLAlchemy's names are a str subclass (`quoted_name`) that orjson
+# refuses as a key, which sent every row's chain hash down the slow `json` path.
 _DEFAULTS: dict[str, Any] = {
-    c.name: (c.default.arg if c.default is not None and not callable(c.default.arg) else None)
+    str(c.name): (c.default.arg if c.default is not None and not callable(c.default.arg) else None)
     for c in AUDIT.columns
 }
-_COLUMNS = tuple(c.name for c in AUDIT.columns)
+_COLUMNS = tuple(str(c.name) for c in AUDIT.columns)
 _KNOWN = frozenset(_COLUMNS)
 _PLAIN = frozenset({str})
 _as_tuple = operator.itemgetter(*_COLUMNS)
