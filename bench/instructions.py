@@ -86,6 +86,8 @@ def total_instructions(out_dir: Path, stem: str) -> int:
             m = re.match(r"totals:\s+(\d+)", line)
             if m:
                 total += int(m.group(1))
+                if path.name != stem:  # --threads: one file per thread
+                    print(f"  {path.name}: {int(m.group(1)):,} instructions", file=sys.stderr)
                 break
     return total
 

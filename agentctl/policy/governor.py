@@ -41,7 +41,14 @@ from agentctl.policy.admission import (
 )
 from agentctl.policy.breaker import breaker_trips
 from agentctl.policy.loader import PolicySet
-from agentctl.policy.plan import cap_refusals, enforced, estimate, rate_buckets, window_refs
+from agentctl.policy.plan import (
+    cap_refusals,
+    enforced,
+    estimate,
+    rate_buckets,
+    window_refs,
+    worst_case_hint,
+)
 from agentctl.policy.resolve import EffectivePolicy, effective
 from agentctl.policy.windows import WindowClock
 
@@ -151,7 +158,8 @@ class Governor:
             )
             if not result.ok:
                 first = result.exceeded[0]
-                raise refusals.budget(pol, _ref(refs, first.key), first, now)
+                hint = worst_case_hint(facts, est.output_tokens)
+                raise refusals.budget(pol, _ref(refs, first.key), first, now, hint=hint)
         except BaseException:
             # Refused after the rate step (concurrency, budget) or failed: the request
             # holds nothing, so its requests and tokens go back to the rate buckets.

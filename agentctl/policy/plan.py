@@ -48,6 +48,24 @@ def estimate(pol: EffectivePolicy, facts: RequestFacts, price_in: int, price_out
     return Estimate(out, Amounts(1, tokens, pico))
 
 
+def worst_case_hint(facts: RequestFacts, output_tokens: int) -> str:
+    """How the reservation was sized, for a budget refusal a smaller request could avoid."""
+    if facts.endpoint == EMBEDDINGS:
+        return ""
+    n = max(1, facts.n)
+    per = f" x {n} choices" if n > 1 else ""
+    if facts.max_output_tokens is None:
+        source = "max_tokens was not set, so the policy's default_max_output_tokens"
+        fix = "set max_tokens (or lower default_max_output_tokens) to reserve less"
+    else:
+        source = "the request's max_tokens"
+        fix = "a smaller max_tokens reserves less"
+    return (
+        f"this request reserves its worst case: about {facts.input_tokens_bound} input "
+        f"tokens + {output_tokens} output tokens{per} ({source}); {fix}"
+    )
+
+
 def cap_refusals(pol: EffectivePolicy, facts: RequestFacts, pico: int) -> list[Refusal]:
     caps = pol.rules.request
     if caps is None:

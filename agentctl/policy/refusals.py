@@ -67,7 +67,11 @@ def not_allowed(rule_id: str, policy: EffectivePolicy, path: str, reason: str) -
     return Refusal(403, rule_id, message, should_retry=False)
 
 
-def budget(policy: EffectivePolicy, ref: WindowRef, ex: Exceeded, now: float) -> Refusal:
+def budget(
+    policy: EffectivePolicy, ref: WindowRef, ex: Exceeded, now: float, *, hint: str = ""
+) -> Refusal:
+    """`hint` says how this request's worst case was sized; it is added when the window
+    still has room, i.e. a smaller request could fit."""
     rule_id = budget_rule_id(ref.subject, ref.window.period, ex.unit)
     scope = policy.source(f"{ref.path}.{_FIELD[ex.unit]}")
     subject = {
@@ -84,6 +88,8 @@ def budget(policy: EffectivePolicy, ref: WindowRef, ex: Exceeded, now: float) ->
         f"request {amount(ex.unit, ex.requested)} > limit {amount(ex.unit, ex.limit)}; "
         f"resets at {win.reset_at().isoformat()} (in {go_duration(left)})"
     )
+    if hint and ex.unit != "requests" and ex.used < ex.limit:
+        message += f"; {hint}"
     if left <= SOON:
         return Refusal(429, rule_id, message, retry_after=max(left, 0.001))
     return Refusal(429, rule_id, message, should_retry=False)
