@@ -39,6 +39,10 @@ def register(app: typer.Typer) -> None:
     app.command("tail")(tail)
 
 
+# Refusals before an identity was read (a malformed X-Agent-Identity, no header at all).
+NO_IDENTITY = "(no identity)"
+
+
 def _usd(value: str | None) -> str:
     """Display rounding only (reports keep every digit)."""
     return "-" if value is None else f"{Decimal(value):.4f}"
@@ -60,9 +64,9 @@ def view(fleet: Fleet, max_rows: int | None = None) -> Group:
     shown = rows if max_rows is None else rows[: max(max_rows, 1)]
     body = [
         (
-            r["agent"],
-            r["owner"],
-            r["purpose"],
+            r["agent"] or NO_IDENTITY,
+            r["owner"] or "-",
+            r["purpose"] or "-",
             r["status"],
             r["tier"] or "-",
             r["requests_per_min"],

@@ -159,3 +159,30 @@ def test_live_view_in_a_terminal(tmp_path: Path) -> None:
     assert "agentctl tail" in text and "req/min" in text
     row = re.search(r"pty-bot\W+team-x\W+active\W+-\W+7\W+0\W+0\.0070\W+0\.0070 / -\W+0\W", text)
     assert row, text[-2000:]
+
+
+def test_refusals_without_an_identity_get_a_named_row(tmp_path: Path) -> None:
+    # Regression: a malformed or missing X-Agent-Identity is audited with agent ""; the
+    # live view showed it as a row with blank name, owner and purpose.
+    from rich.console import Console
+
+    from agentctl.cli.tail import view
+
+    store = Store(f"sqlite:///{tmp_path / 't.db'}")
+    store.migrate()
+    store.append_records(
+        [
+            {"request_id": "r1", "ts_us": now_us(), "agent": "", "status": 400,
+             "outcome": "refused", "rule_id": "invalid_identity"},
+            {"request_id": "r2", "ts_us": now_us(), "agent": "bot", "owner": "team-a",
+             "purpose": "batch", "status": 200, "outcome": "served", "cost_pico": 5},
+        ]
+    )  # fmt: skip
+    fleet = Fleet(store)
+    fleet.seed()
+    console = Console(width=200, record=True, force_terminal=False)
+    console.print(view(fleet))
+    lines = console.export_text().splitlines()
+    unnamed = [line for line in lines if "(no identity)" in line]
+    assert len(unnamed) == 1 and " - " in unnamed[0]
+    assert any("bot" in line and "team-a" in line for line in lines)
