@@ -1,7 +1,8 @@
 """Errors that reach a client or an operator, each knowing how to present itself.
 
 `GatewayError` renders as the OpenAI error shape
-`{"error": {"message", "type", "param", "code"}}` with its HTTP status and headers.
+`{"error": {"message", "type", "param", "code"}}` with its HTTP status and headers
+(on `/v1/messages` also Anthropic's `"type": "error"` envelope around the same object).
 `Refusal` is a policy decision (403/429) carrying a stable rule id; `should_retry`
 False becomes `x-should-retry: false` so SDKs stop retrying exhausted budgets.
 `CliError` is an operator mistake: the CLI prints the message (problem and fix) and
@@ -33,15 +34,21 @@ class GatewayError(Exception):
         self.param = param
         self.headers: dict[str, str] = dict(headers or {})
 
-    def body(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
+    def body(self, path: str = "") -> dict[str, Any]:
+        """The error object; on Anthropic's `/v1/messages` inside Anthropic's envelope
+        (`"type": "error"`, its `request_too_large` for 413), which the OpenAI fields
+        ride along in, so both SDKs read it."""
+        error = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+        if not is_anthropic(path):
+            return {"error": error}
+        if self.status == 413:
+            error["type"] = "request_too_large"
+        return {"type": "error", "error": error}
+
+
+def is_anthropic(path: str) -> bool:
+    """Anthropic's Messages API (and its sub-paths, e.g. count_tokens)."""
+    return path == "/v1/messages" or path.startswith("/v1/messages/")
 
 
 def _default_type(status: int) -> str:

@@ -71,7 +71,7 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
     if request.path not in UNAUDITED and not request.get(RECORDED, False):
         gw.recorder.record(call.row())
     headers = {"x-request-id": call.request_id, **err.headers}
-    response = web.json_response(err.body(), status=err.status, headers=headers)
+    response = web.json_response(err.body(request.path), status=err.status, headers=headers)
     if getattr(request.protocol, "over_limit", False):
         response.force_close()
     return response

@@ -56,7 +56,7 @@ async def handle(request: web.Request, endpoint: str) -> web.StreamResponse:
                 gw.trust.failed_claim(err.claimed, call, err.code)
             refused = isinstance(err, Refusal) or err.status < 500
             call.refuse(err.status, err.code, err.message, refused=refused)
-            response = error_response(err, gw.own_headers(call))
+            response = error_response(err, gw.own_headers(call), request.path)
         except Exception:
             # A bug, not a client mistake: still one record (this call's), one OpenAI-shaped
             # 500 naming the request id, and the traceback in the log.
@@ -68,7 +68,7 @@ async def handle(request: web.Request, endpoint: str) -> web.StreamResponse:
             message = f"internal gateway error ({call.request_id})"
             call.refuse(500, "internal_error", message, refused=False)
             response = error_response(
-                GatewayError(500, "internal_error", message), gw.own_headers(call)
+                GatewayError(500, "internal_error", message), gw.own_headers(call), request.path
             )
         # Journal the record, then complete the response: a client holding the whole
         # answer always finds its request in the audit, even after a SIGKILL.
@@ -216,9 +216,9 @@ def _retry_count(request: web.Request) -> int:
     return int(value) if value.isdigit() else 0
 
 
-def error_response(err: GatewayError, own_headers: dict[str, str]) -> web.Response:
+def error_response(err: GatewayError, own_headers: dict[str, str], path: str) -> web.Response:
     headers = {**own_headers, **err.headers}
-    return web.json_response(err.body(), status=err.status, headers=headers)
+    return web.json_response(err.body(path), status=err.status, headers=headers)
 
 
 def endpoint_handler(endpoint: str):  # type: ignore[no-untyped-def]

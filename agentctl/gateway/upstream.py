@@ -149,9 +149,17 @@ class _StreamTooLarge(Exception):
     """The upstream streamed more than `limits.max_response_bytes`."""
 
 
-def _sse_error(message: str, code: str) -> bytes:
-    payload = {"error": {"message": message, "type": "api_error", "param": None, "code": code}}
-    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+def _sse_error(message: str, code: str, endpoint: str) -> bytes:
+    """The event that tells a streaming client its stream failed: OpenAI's `data:` error
+    object, or on /v1/messages Anthropic's `event: error` (its SDK ignores anything else)."""
+    error = {"message": message, "type": "api_error", "param": None, "code": code}
+    if endpoint == MESSAGES:
+        return (
+            b"event: error\ndata: "
+            + json.dumps({"type": "error", "error": error}).encode()
+            + b"\n\n"
+        )
+    return b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,21 +507,23 @@ async def _relay_stream(
         else:
             call.outcome = "upstream_error"
             call.message = f"upstream reset mid-stream ({type(exc).__name__})"
-            await _try_write(out, _sse_error(call.message, "upstream_reset"))
+            await _try_write(out, _sse_error(call.message, "upstream_reset", facts.endpoint))
     except _StreamTooLarge:  # the upstream connection is closed, not reused (release)
         call.outcome = "upstream_error"
         call.message = (
             f"upstream stream exceeded limits.max_response_bytes ({max_bytes} bytes); cut off"
         )
-        await _try_write(out, _sse_error(call.message, "upstream_response_too_large"))
+        await _try_write(
+            out, _sse_error(call.message, "upstream_response_too_large", facts.endpoint)
+        )
     except TimeoutError:
         call.outcome = "timeout"
         call.message = "upstream stream went idle past the timeout"
-        await _try_write(out, _sse_error(call.message, "upstream_timeout"))
+        await _try_write(out, _sse_error(call.message, "upstream_timeout", facts.endpoint))
     except aiohttp.ClientError as exc:
         call.outcome = "upstream_error"
         call.message = f"upstream failed mid-stream ({type(exc).__name__})"
-        await _try_write(out, _sse_error(call.message, "upstream_reset"))
+        await _try_write(out, _sse_error(call.message, "upstream_reset", facts.endpoint))
     finally:
         if call.usage is None:
             call.usage = _metered(meter, facts, call)
