@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import logging
 import signal
 import socket
@@ -29,6 +30,11 @@ log = logging.getLogger("agentctl.gateway")
 
 
 def check_settings(settings: Settings) -> None:
+    if _looks_like_ip(settings.host) and not _is_ip(settings.host):
+        raise ConfigError(
+            f"--host {settings.host} is not a valid IP address; use an address of this "
+            "machine, e.g. 127.0.0.1 (loopback) or 0.0.0.0 (every interface)"
+        )
     if not is_loopback(settings.host) and not settings.gateway_key:
         raise ConfigError(
             f"refusing to listen on {settings.host} without a gateway key: anyone who can "
@@ -40,6 +46,18 @@ def check_settings(settings: Settings) -> None:
             "no upstream configured: pass --upstream URL (e.g. --upstream "
             "https://api.openai.com/v1) or add `upstreams:` to agentctl.yaml (agentctl init)"
         )
+
+
+def _looks_like_ip(host: str) -> bool:
+    return ":" in host or host.replace(".", "").isdigit()
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:

@@ -298,6 +298,17 @@ def test_loopback_without_key_is_allowed(home: Path, host: str) -> None:
     check_settings(load_settings(home=home, overrides={"host": host, "upstreams": _one_upstream()}))
 
 
+@pytest.mark.parametrize("host", ["999.1.1.1", "10.0.0", "::zz"])
+def test_an_invalid_ip_is_named_before_the_key_check(home: Path, host: str) -> None:
+    # Regression: `serve --host 999.1.1.1` said it refused to listen without a gateway key.
+    settings = load_settings(
+        home=home, overrides={"host": host, "gateway_key": "gk", "upstreams": _one_upstream()}
+    )
+    with pytest.raises(ConfigError) as info:
+        check_settings(settings)
+    assert info.value.message.startswith(f"--host {host} is not a valid IP address")
+
+
 def test_env_gateway_key_satisfies_the_check(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTCTL_GATEWAY_KEY", "gk-env")
     settings = load_settings(home=home, overrides={"host": "0.0.0.0", "upstreams": _one_upstream()})
