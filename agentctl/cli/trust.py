@@ -23,6 +23,7 @@ from agentctl.gateway.changes import announce
 from agentctl.store import credentials as creds
 from agentctl.store.sql import Store
 from agentctl.trust import TrustConfig, TrustEngine
+from agentctl.trust.signals import figure
 
 app = typer.Typer(help="Trust tiers: explain them, pin them, rebaseline.", no_args_is_help=True)
 Name = Annotated[str, typer.Argument(help="Agent name.")]
@@ -102,9 +103,11 @@ def _event_table(events: list[dict[str, Any]]) -> None:
         return
     render.out("  events (oldest first):")
     for e in events:
+        detector = str(e.get("detector"))
         line = (
-            f"  {_when(e.get('at'))}  {e.get('kind')} by {e.get('detector')}: value "
-            f"{e.get('value')} vs threshold {e.get('threshold')}, tier "
+            f"  {_when(e.get('at'))}  {e.get('kind')} by {detector}: value "
+            f"{figure(detector, e.get('value'))} vs threshold "
+            f"{figure(detector, e.get('threshold'))}, tier "
             f"{e.get('tier_before')} -> {e.get('tier_after')}"
         )
         if e.get("request_id"):

@@ -33,6 +33,7 @@ from agentctl.store import credentials as creds
 from agentctl.store.recorder import Recorder
 from agentctl.store.sql import Registry, Store
 from agentctl.trust import Gate, Observation, TrustConfig, TrustEngine, TrustEvent
+from agentctl.trust.signals import figure
 
 log = logging.getLogger("agentctl.trust")
 TRUST_ACTOR = "agentctl-trust"
@@ -245,12 +246,12 @@ class TrustKeeper:
             level = logging.WARNING if event.kind in ("throttle", "disable") else logging.INFO
             log.log(
                 level,
-                "trust %s of %s by the %s detector (value %.4g, threshold %.4g)%s; undo: %s",
+                "trust %s of %s by the %s detector (value %s, threshold %s)%s; undo: %s",
                 event.kind,
                 event.agent,
                 event.detector,
-                event.value,
-                event.threshold,
+                figure(event.detector, event.value),
+                figure(event.detector, event.threshold),
                 f": {event.reason}" if event.reason else "",
                 event.undo,
             )

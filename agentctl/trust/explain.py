@@ -13,6 +13,7 @@ from typing import Any
 
 from agentctl.trust.agent import AgentState
 from agentctl.trust.config import Tier
+from agentctl.trust.signals import figure
 
 
 def _blockers(agent: AgentState, now: float) -> list[str]:
@@ -57,7 +58,8 @@ def _summary(agent: AgentState, now: float) -> str:
     if last is not None:
         text += (
             f" since {_iso(last.at)} after a {last.kind} by {last.detector}"
-            f" (value {last.value:.4g} vs threshold {last.threshold:.4g})"
+            f" (value {figure(last.detector, last.value)}"
+            f" vs threshold {figure(last.detector, last.threshold)})"
         )
     elif agent.tiers.tier is Tier.PROBATION:
         text += " (every agent starts in probation)"

@@ -27,3 +27,18 @@ class Signal:
     threshold: float
     since: float  # when the condition began; persistence is measured from here
     evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def figure(detector: str, value: float | None) -> str:
+    """A detector's value or threshold in its unit: dollars for the breaker (it compares
+    pico-dollars), dollars an hour for the cost rate (pico-dollars a second), requests a
+    second for the request rate, else 4 significant digits."""
+    if value is None:
+        return "-"
+    if detector == "breaker":
+        return f"${value / 1e12:,.4g}"
+    if detector == "cost_rate":
+        return f"${value * 3600 / 1e12:,.4g}/h"
+    if detector == "request_rate":
+        return f"{value:.4g}/s"
+    return f"{value:.4g}"

@@ -187,6 +187,22 @@ def test_breaker_disables_and_enable_lands_in_probation(est: Driver) -> None:
     assert est.call("bot").allowed
 
 
+def test_explain_shows_a_breaker_in_dollars(est: Driver) -> None:
+    # Regression: the summary printed the breaker's pico-dollars ("value 2.533e+11").
+    est.engine.record_breaker("bot", "cost-breaker-hourly", 253_300_000_000, 200_000_000_000)
+    summary = est.engine.explain("bot")["summary"]
+    assert "by breaker (value $0.2533 vs threshold $0.2)" in summary
+
+
+def test_figures_are_in_each_detectors_unit() -> None:
+    from agentctl.trust.signals import figure
+
+    assert figure("breaker", 1_500_000_000_000_000) == "$1,500"
+    assert figure("cost_rate", 1e12 / 3600) == "$1/h"  # pico-dollars a second
+    assert figure("request_rate", 12.345678) == "12.35/s"
+    assert figure("loop", 7.0) == "7" and figure("loop", None) == "-"
+
+
 def test_pin_freezes_tier_expires_and_disable_overrides(est: Driver) -> None:
     [pin] = est.engine.pin("bot", "trusted", reason="launch week", ttl=3600)
     assert (pin.kind, pin.tier_after, pin.automatic) == ("tier_change", "trusted", False)
