@@ -39,6 +39,26 @@ def test_migrate_is_idempotent(store: Store) -> None:
     assert store.migrate() == []
 
 
+def test_an_older_store_loses_the_redundant_audit_indexes(store: Store) -> None:
+    import sqlalchemy as sa
+
+    def indexes() -> set[str]:
+        with store.engine.connect() as conn:
+            return {ix["name"] for ix in sa.inspect(conn).get_indexes("audit")}
+
+    assert {"ix_audit_kind_ts", "ix_audit_agent_ts"} <= indexes()
+    assert not {"ix_audit_kind", "ix_audit_agent"} & indexes()
+    with store.engine.begin() as conn:  # as a store made before m006 has them
+        conn.execute(sa.text("CREATE INDEX ix_audit_kind ON audit (kind)"))
+        conn.execute(sa.text("CREATE INDEX ix_audit_agent ON audit (agent)"))
+        conn.execute(
+            sa.text("DELETE FROM _agentctl_migrations WHERE name = :n"),
+            {"n": "m006_drop_redundant_audit_indexes"},
+        )
+    assert store.migrate() == ["m006_drop_redundant_audit_indexes"]
+    assert not {"ix_audit_kind", "ix_audit_agent"} & indexes()
+
+
 def test_register_and_registry(store: Store) -> None:
     token = store.register_agent("bot-a", "team-ml", "production", actor="op", reason="new")
     key_id, secret = split_token(token)
