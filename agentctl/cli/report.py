@@ -140,8 +140,7 @@ def _jsonl(data: dict[str, Any]) -> str:
 
 
 def _csv(data: dict[str, Any]) -> str:
-    keys = [k for k in (data["rows"][0] if data["rows"] else {}) if k not in METRICS]
-    keys = [k for k in keys if k != "cost_usd"] or ["group"]
+    keys = _keys(data)  # one `team` column (rows carry `owner` and its alias `team`)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=[*keys, *METRICS, "cost_usd"], extrasaction="ignore")
     writer.writeheader()

@@ -180,6 +180,10 @@ def test_formats_and_output_file(db: str, tmp_path: Path) -> None:
     out = runner.invoke(app, [*base, "--format", "csv"]).stdout
     rows = list(csv.DictReader(io.StringIO(out)))
     assert rows[-1]["agent"] == "TOTAL" and rows[-1]["requests"] == "15"
+    assert out.startswith("agent,team,purpose,requests,")  # one team column, no owner twin
+    by_team = runner.invoke(app, [*base[:3], "--group-by", "team", "--format", "csv"]).stdout
+    header, *teams = list(csv.reader(io.StringIO(by_team)))
+    assert header[:2] == ["team", "requests"] and teams[-1][0] == "TOTAL"
     lines = runner.invoke(app, [*base, "--format", "jsonl"]).stdout.splitlines()
     assert json.loads(lines[-1])["totals"]["requests"] == 15 and len(lines) == 6
     md = runner.invoke(app, [*base, "--format", "md"]).stdout.splitlines()
