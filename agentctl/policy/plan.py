@@ -61,7 +61,7 @@ def worst_case_hint(facts: RequestFacts, output_tokens: int) -> str:
         source = "the request's max_tokens"
         fix = "a smaller max_tokens reserves less"
     return (
-        f"this request reserves its worst case: about {facts.input_tokens_bound} input "
+        f"this request reserves its worst case: up to {facts.input_tokens_bound} input "
         f"tokens + {output_tokens} output tokens{per} ({source}); {fix}"
     )
 

@@ -132,7 +132,7 @@ async def test_budget_message_has_scope_window_used_limit_and_reset() -> None:
         "monthly tokens budget exceeded for agent 'bot' (owner 'team-a', purpose 'production'): "
         "scope agents.bot, window 2024-03 (Europe/Berlin), used 2000 tokens + this request "
         "2000 tokens > limit 2500 tokens; resets at 2024-04-01T00:00:00+02:00 (in 514h0m0s); "
-        "this request reserves its worst case: about 1000 input tokens + 1000 output tokens "
+        "this request reserves its worst case: up to 1000 input tokens + 1000 output tokens "
         "(the request's max_tokens); a smaller max_tokens reserves less"
     )
 
@@ -143,7 +143,7 @@ async def test_budget_refusal_says_an_unset_max_tokens_reserved_the_policy_defau
     )
     denied = await refused(gov, facts=chat(max_tokens=None, n=2))
     assert denied.message.endswith(
-        "this request reserves its worst case: about 1000 input tokens + 4096 output tokens "
+        "this request reserves its worst case: up to 1000 input tokens + 4096 output tokens "
         "x 2 choices (max_tokens was not set, so the policy's default_max_output_tokens); "
         "set max_tokens (or lower default_max_output_tokens) to reserve less"
     )
