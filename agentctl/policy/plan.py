@@ -17,7 +17,7 @@ from typing import Any
 
 from agentctl.counters.base import Amounts, Bucket, Limits, WindowSpec
 from agentctl.errors import Refusal
-from agentctl.facts import EMBEDDINGS, RequestFacts
+from agentctl.facts import EMBEDDINGS, RESPONSES, RequestFacts
 from agentctl.money import to_pico, usd_str
 from agentctl.policy import refusals
 from agentctl.policy.admission import WindowRef
@@ -54,12 +54,13 @@ def worst_case_hint(facts: RequestFacts, output_tokens: int) -> str:
         return ""
     n = max(1, facts.n)
     per = f" x {n} choices" if n > 1 else ""
+    field = "max_output_tokens" if facts.endpoint == RESPONSES else "max_tokens"
     if facts.max_output_tokens is None:
-        source = "max_tokens was not set, so the policy's default_max_output_tokens"
-        fix = "set max_tokens (or lower default_max_output_tokens) to reserve less"
+        source = f"{field} was not set, so the policy's default_max_output_tokens"
+        fix = f"set {field} (or lower default_max_output_tokens) to reserve less"
     else:
-        source = "the request's max_tokens"
-        fix = "a smaller max_tokens reserves less"
+        source = f"the request's {field}"
+        fix = f"a smaller {field} reserves less"
     return (
         f"this request reserves its worst case: up to {facts.input_tokens_bound} input "
         f"tokens + {output_tokens} output tokens{per} ({source}); {fix}"
