@@ -31,7 +31,8 @@ from agentctl.errors import GatewayError
 from agentctl.gateway.call import Call
 from agentctl.gateway.directory import Directory
 from agentctl.gateway.routing import Route
-from agentctl.policy import BreakerTrip, Governor, PolicySet, empty_policy, from_mapping
+from agentctl.policy import BreakerTrip, Governor, PolicySet, empty_policy, from_mapping, refusals
+from agentctl.policy.plan import usd_limit
 from agentctl.policy.resolve import policy_zones
 from agentctl.policy.windows import window_edges
 from agentctl.pricing import Pricer
@@ -138,6 +139,12 @@ class Governance:
                     "add it under pricing.overrides",
                     param="model",
                 )
+            # Served unpriced, the request would cost $0 to every USD limit: an agent
+            # under one could spend without bound on any model genai-prices lacks.
+            pol = self.governor.effective(call.identity)
+            limited = usd_limit(pol)
+            if limited is not None:
+                raise refusals.unpriced_under_usd(pol, route.model, limited)
             prices = (0, 0)
         admission = await self.governor.admit(
             call.identity,

@@ -67,6 +67,24 @@ def worst_case_hint(facts: RequestFacts, output_tokens: int) -> str:
     )
 
 
+def usd_limit(pol: EffectivePolicy) -> str | None:
+    """The dotted path of an enforced USD limit on `pol` (a budget of the agent, its team
+    or the unverified pool, the per-request cap, the cost breaker), or None."""
+    for rule in pol.budgets:
+        if rule.enforce and rule.limits.pico is not None:
+            return f"{rule.path}.usd"  # budgets.day, team_budgets.month, pool_budgets.hour
+    caps = pol.rules.request
+    if caps is not None and caps.max_usd is not None and enforced(caps):
+        return "request.max_usd"
+    breaker = pol.rules.breaker
+    if breaker is not None and enforced(breaker):
+        if breaker.usd_per_hour is not None:
+            return "breaker.usd_per_hour"
+        if breaker.usd_per_day is not None:
+            return "breaker.usd_per_day"
+    return None
+
+
 def cap_refusals(pol: EffectivePolicy, facts: RequestFacts, pico: int) -> list[Refusal]:
     caps = pol.rules.request
     if caps is None:

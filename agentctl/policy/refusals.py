@@ -28,6 +28,7 @@ RATE_LIMIT_TPM = "rate-limit-tpm"
 CONCURRENCY_LIMIT = "concurrency-limit"
 BREAKER_HOURLY = "cost-breaker-hourly"
 BREAKER_DAILY = "cost-breaker-daily"
+UNPRICED_UNDER_USD = "unpriced-model-usd-limit"
 
 _PREFIX = {"agent": "", "team": "team-", "pool": "unverified-"}
 _SUFFIX = {"pico": "", "tokens": "-tokens", "requests": "-requests"}
@@ -48,6 +49,7 @@ RULE_IDS: tuple[str, ...] = (
     CONCURRENCY_LIMIT,
     BREAKER_HOURLY,
     BREAKER_DAILY,
+    UNPRICED_UNDER_USD,
     *(budget_rule_id(s, p, u) for s in _PREFIX for p in PERIODS for u in _SUFFIX),
 )
 
@@ -93,6 +95,15 @@ def budget(
     if left <= SOON:
         return Refusal(429, rule_id, message, retry_after=max(left, 0.001))
     return Refusal(429, rule_id, message, should_retry=False)
+
+
+def unpriced_under_usd(policy: EffectivePolicy, model: str, path: str) -> Refusal:
+    message = (
+        f"model {model!r} has no price, and {who(policy)} is under a USD limit "
+        f"({path}, scope {policy.source(path)}) that cannot count what it cannot price; "
+        "add the model under pricing.overrides in agentctl.yaml"
+    )
+    return Refusal(403, UNPRICED_UNDER_USD, message, should_retry=False)
 
 
 def rate(policy: EffectivePolicy, kind: str, limit: int, capacity: int, retry: float) -> Refusal:

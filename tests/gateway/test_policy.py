@@ -383,3 +383,42 @@ defaults:
     assert (served["model"], served["upstream_model"]) == ("FAST", "gpt-4o-mini")
     assert served["cost_pico"] > 0
     assert refused["outcome"] == "refused"
+
+
+async def test_an_unpriced_model_is_refused_under_a_usd_limit(gateway: GatewayHarness) -> None:
+    # Regression: an agent under a USD budget asked for a model genai-prices lacks; it was
+    # served at $0 to every USD limit, so the budget could not stop it.
+    await apply(
+        gateway,
+        """
+apiVersion: agentctl/v1
+agents:
+  bot-a:
+    budgets:
+      day: {usd: "0.001"}
+owners:
+  team-ops:
+    team_budgets:
+      month: {usd: "5"}
+  team-ml:
+    team_budgets:
+      month: {requests: 100}
+    breaker: {usd_per_day: "1", mode: shadow}
+""",
+    )
+    for who, path, scope in (
+        (A, "budgets.day.usd", "agents.bot-a"),
+        (C, "team_budgets.month.usd", "owners.team-ops"),
+    ):
+        with pytest.raises(openai.PermissionDeniedError) as err:
+            await gateway.aclient(who, max_retries=0).chat.completions.create(
+                model="no-price-model", messages=MSG
+            )
+        assert err.value.code == "unpriced-model-usd-limit"
+        assert f"under a USD limit ({path}, scope {scope})" in err.value.message
+        assert "pricing.overrides" in err.value.message
+    # bot-b has no enforced USD limit (a requests budget, a breaker in shadow): served.
+    resp = await gateway.aclient(B).chat.completions.create(model="no-price-model", messages=MSG)
+    assert resp.choices
+    refused = [r for r in await gateway.records() if r["outcome"] == "refused"]
+    assert [r["rule_id"] for r in refused] == ["unpriced-model-usd-limit"] * 2
