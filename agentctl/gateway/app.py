@@ -121,11 +121,11 @@ async def healthz(request: web.Request) -> web.Response:
     )
 
 
-def _model_caller(request: web.Request) -> tuple[Gateway, Identity]:
+async def _model_caller(request: web.Request) -> tuple[Gateway, Identity]:
     """Who asks about models: identified like any call, refused if disabled (both
     refusals audited by `openai_errors`)."""
     gw = request.app[GATEWAY]
-    identity = gw.directory.identify(request.headers)
+    identity = await gw.identify(request.headers)
     refuse_if_disabled(gw, identity.name)
     return gw, identity
 
@@ -149,7 +149,7 @@ async def _upstream_json(
 
 async def list_models(request: web.Request) -> web.Response:
     """The models this caller may use: upstream lists plus config names, filtered by policy."""
-    gw, identity = _model_caller(request)
+    gw, identity = await _model_caller(request)
     models = dict.fromkeys(gw.router.models())
     for upstream in gw.settings.upstreams:
         if upstream.api != "openai":
@@ -174,7 +174,7 @@ async def retrieve_model(request: web.Request) -> web.Response:
     this caller use it and it exists: named in config (an upstream's `models`, an alias)
     or, when only a glob routes it, confirmed by that upstream's own
     `GET /models/{model}`. Else 404 `model_not_found`, as `/v1/models` would not list it."""
-    gw, identity = _model_caller(request)
+    gw, identity = await _model_caller(request)
     model = request.match_info["model"]
     target = gw.governance.alias_target(model) or model
     plan = gw.router.plan(target, CHAT, "/v1/chat/completions")

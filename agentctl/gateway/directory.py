@@ -41,6 +41,15 @@ class ClaimRefused(GatewayError):
         self.declared = dataclasses.replace(declared, verification="refused")
 
 
+class UnknownKey(GatewayError):
+    """A well-formed agent token whose key id this gateway has not loaded: it may be
+    newer than the last poll (`agents register` / `rotate` a moment ago)."""
+
+    def __init__(self, key_id: str, message: str) -> None:
+        super().__init__(401, "invalid_agent_token", message)
+        self.key_id = key_id
+
+
 class IdentityMismatch(GatewayError):
     def __init__(self, message: str, token_agent: Identity, claimed: str) -> None:
         super().__init__(403, "identity_mismatch", message, param=HEADER)
@@ -202,12 +211,13 @@ class Directory:
             and cred.expires_at_us <= time.time_ns() // 1000
         )
         if cred is None or not ok or expired:
-            raise GatewayError(
-                401,
-                "invalid_agent_token",
+            message = (
                 "the agent token is unknown, revoked or expired; ask an operator for a new "
-                f"one (key id {key_id})",
+                f"one (key id {key_id})"
             )
+            if cred is None:
+                raise UnknownKey(key_id, message)
+            raise GatewayError(401, "invalid_agent_token", message)
         agent = self.registry.agents.get(cred.agent)
         if agent is None:
             raise GatewayError(401, "invalid_agent_token", "the agent token's agent is gone")

@@ -88,7 +88,7 @@ async def handle(request: web.Request, endpoint: str) -> web.StreamResponse:
 
 
 async def proxy(gw: Gateway, request: web.Request, call: Call, endpoint: str) -> web.StreamResponse:
-    call.identity = gw.directory.identify(request.headers)
+    call.identity = await gw.identify(request.headers)
     raw = await read_body(request, gw.limits.max_body_bytes, gw.limits.body_timeout_seconds)
     body = parse_body(raw)
     facts = call.facts = extract_facts(

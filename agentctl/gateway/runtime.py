@@ -19,6 +19,7 @@ import time
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDictProxy
 
 from agentctl.audit.redaction import Redactor
 from agentctl.config import Settings
@@ -27,7 +28,7 @@ from agentctl.counters.failover import FailoverCounters, guard
 from agentctl.errors import GatewayError
 from agentctl.gateway.call import Call
 from agentctl.gateway.changes import ChangeFeed, announce
-from agentctl.gateway.directory import Directory
+from agentctl.gateway.directory import Directory, UnknownKey
 from agentctl.gateway.governance import Governance
 from agentctl.gateway.pools import Pools
 from agentctl.gateway.proxies import TrustedProxies
@@ -43,6 +44,7 @@ from agentctl.tracing import Tracer
 from agentctl.trust import Gate
 
 log = logging.getLogger("agentctl.gateway")
+UNKNOWN_KEY_TTL_S = 1.0  # a key a refresh did not find is refused without another
 MAX_UNPRICED_WARNINGS = 1_000  # distinct models warned about, then one last warning
 
 
@@ -81,6 +83,9 @@ class Gateway:
             u.name: settings.upstream_secret(u) for u in settings.upstreams
         }
         self.state_version = store.state_version()
+        self._catching_up: asyncio.Future[None] | None = None
+        self._refreshing = asyncio.Lock()
+        self._unknown_keys: dict[str, float] = {}  # key id -> when a refresh missed it
         self.unpriced_seen: set[str] = set()
         self.inflight = 0
         self.trust = TrustKeeper(
@@ -167,7 +172,12 @@ class Gateway:
         return headers
 
     async def refresh(self) -> bool:
-        """Reload agents and credentials if an operator changed anything."""
+        """Reload agents and credentials if an operator changed anything (one at a time:
+        the poller and a token catch-up must not apply the same trust override twice)."""
+        async with self._refreshing:
+            return await self._refresh()
+
+    async def _refresh(self) -> bool:
         version = await asyncio.to_thread(self.store.state_version)
         if version == self.state_version:
             return False
@@ -179,6 +189,41 @@ class Gateway:
         await self.governance.reload()
         self.state_version = version
         return True
+
+    async def identify(self, headers: CIMultiDictProxy[str]) -> Identity:
+        """`Directory.identify`; an agent token whose key is not loaded may have been
+        issued since the last poll (`agents register`, `rotate`), so the registry is
+        refreshed once before it is refused. A key still unknown after that is refused
+        at once for `UNKNOWN_KEY_TTL_S` (a client retrying a revoked token in a loop)."""
+        try:
+            return self.directory.identify(headers)
+        except UnknownKey as err:
+            if time.monotonic() - self._unknown_keys.get(err.key_id, -UNKNOWN_KEY_TTL_S) < (
+                UNKNOWN_KEY_TTL_S
+            ):
+                raise
+        await self.catch_up()
+        try:
+            return self.directory.identify(headers)
+        except UnknownKey as err:
+            if len(self._unknown_keys) >= 10_000:
+                self._unknown_keys.clear()
+            self._unknown_keys[err.key_id] = time.monotonic()
+            raise
+
+    async def catch_up(self) -> None:
+        """Refresh now; concurrent callers share one refresh."""
+        if self._catching_up is None:
+            self._catching_up = asyncio.ensure_future(self._catch_up())
+        await asyncio.shield(self._catching_up)
+
+    async def _catch_up(self) -> None:
+        try:
+            await self.refresh()
+        except Exception as exc:  # the poller will try again; the caller gets its 401
+            log.warning("could not refresh agents for a new token: %s", exc)
+        finally:
+            self._catching_up = None
 
     async def watch(self) -> None:
         interval = self.settings.policy_poll_ms / 1000

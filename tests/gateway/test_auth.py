@@ -277,6 +277,35 @@ async def test_registration_reaches_the_gateway_without_a_manual_refresh(
     assert error_of(resp, 401, "agent_token_required")
 
 
+async def test_a_token_issued_since_the_last_poll_works_at_once(gateway: GatewayHarness) -> None:
+    # Regression: `agents register` / `agents rotate` printed a token that the gateway
+    # refused (401 "unknown, revoked or expired; ask an operator for a new one") until
+    # its next poll picked the new key up.
+    from agentctl.store import credentials as creds
+    from agentctl.store.sql import Store
+
+    await gateway.restart(policy_poll_ms=3_600_000)  # only the catch-up can load it
+    assert gateway.settings is not None
+    other = Store(gateway.settings.database)  # a separate writer, like the CLI
+    try:
+        token = await asyncio.to_thread(
+            other.register_agent, "bot-a", "team-ml", "production", actor="cli", reason=None
+        )
+        first = await post(gateway, Authorization=f"Bearer {token}")
+        assert first.status_code == 200, first.text
+        rotated = await asyncio.to_thread(
+            creds.rotate, other, "bot-a", grace_s=3600, actor="cli", reason=None
+        )
+    finally:
+        other.close()
+    second = await post(gateway, Authorization=f"Bearer {rotated}")
+    assert second.status_code == 200, second.text
+    assert second.headers["x-agentctl-verification"] == "token"
+    # A key nobody issued is still refused (and waits for no poll).
+    unknown = "agk_" + "0" * 16 + "_" + "x" * 43
+    error_of(await post(gateway, Authorization=f"Bearer {unknown}"), 401, "invalid_agent_token")
+
+
 # -- refusing to listen beyond loopback without a key ---------------------------
 
 
