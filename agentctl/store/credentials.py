@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -195,7 +196,9 @@ def add_override(
         store._bump(conn, "trust")
         if not audited:
             return
-        target = conn.execute(sa.select(agents).where(agents.c.name == agent)).first()
+        target: Any = conn.execute(sa.select(agents).where(agents.c.name == agent)).first()
+        if target is None:  # declared, never registered: named as its requests last were
+            target = _as_last_seen(conn, agent)
         store._append_event(
             conn,
             f"trust_{action}",
@@ -219,3 +222,18 @@ def last_override_id(store: Store) -> int:
         return int(
             conn.execute(sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))).scalar_one()
         )
+
+
+def _as_last_seen(conn: Any, agent: str) -> SimpleNamespace:
+    """`agent` with the owner and purpose of its latest request record (blank if none),
+    so the event lands in its team's reports like a registered agent's would."""
+    audit = tables.audit
+    last = conn.execute(
+        sa.select(audit.c.owner, audit.c.purpose)
+        .where(audit.c.agent == agent, audit.c.kind == "request")
+        .order_by(audit.c.ts_us.desc())
+        .limit(1)
+    ).first()
+    return SimpleNamespace(
+        name=agent, owner=last.owner if last else "", purpose=last.purpose if last else ""
+    )

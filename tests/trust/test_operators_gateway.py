@@ -145,6 +145,23 @@ async def test_pin_unpin_rebaseline_reach_the_gateway(gateway: GatewayHarness) -
     assert any(e["kind"] == "operator" for e in operator)
 
 
+async def test_an_override_of_a_declared_agent_names_it_in_the_audit(
+    gateway: GatewayHarness,
+) -> None:
+    # Regression: pin/unpin/rebaseline of an agent that was never registered (only
+    # declared in its requests) were audited with agent "" (the name only in `detail`).
+    client = gateway.aclient("name=looper; owner=team-x; purpose=batch")
+    await client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+    await gateway.flush()
+    await cli("trust", "pin", "looper", "--tier", "standard", "--reason", "vetted")
+    await cli("trust", "unpin", "ghost", "--reason", "never seen")
+    events = await gateway.records(kinds=("trust_pin", "trust_unpin"))
+    assert [(e["agent"], e["owner"], e["purpose"]) for e in events] == [
+        ("looper", "team-x", "batch"),
+        ("ghost", "", ""),
+    ]
+
+
 async def test_pin_rejects_unknown_tier(gateway: GatewayHarness) -> None:
     result = await asyncio.to_thread(
         runner.invoke, app, ["trust", "pin", "x", "--tier", "gold", "--reason", "r"]
