@@ -149,10 +149,21 @@ def _csv(data: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
+def _label(key: str, value: Any) -> Any:
+    """A blank group key for people: requests refused before an identity (or a model)
+    was read. JSON, JSONL and CSV keep the raw value."""
+    if value != "":
+        return value
+    return "(no identity)" if key == "agent" else "-"
+
+
 def _cells(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     keys = _keys(data)
     labels = [*keys, "requests", "denied", "errors", "tokens in", "tokens out", "cost_usd"]
-    rows = [[r.get(c) for c in (*keys, *SHOWN, "cost_usd")] for r in data["rows"]]
+    rows = [
+        [*(_label(k, r.get(k)) for k in keys), *(r.get(c) for c in (*SHOWN, "cost_usd"))]
+        for r in data["rows"]
+    ]
     total = data["totals"]
     rows.append(["TOTAL", *([""] * (len(keys) - 1)), *(total[m] for m in SHOWN), total["cost_usd"]])
     return labels, rows

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from agentctl.cli import app
 from agentctl.money import usd_str
-from agentctl.store.sql import Store
+from agentctl.store.sql import Store, now_us
 
 runner = CliRunner()
 BERLIN = [  # (UTC timestamp, agent, team, outcome)
@@ -219,3 +219,23 @@ def test_an_empty_period_is_a_usage_error(tmp_path: Path) -> None:
     args = ["report", "--db", f"sqlite:///{tmp_path / 'a.db'}"]
     res = CliRunner().invoke(app, [*args, "--since", "2027-01-01", "--until", "2026-01-01"])
     assert res.exit_code == 2 and "swap them" in res.output
+
+
+def test_requests_without_an_identity_are_labelled_for_people(tmp_path: Path) -> None:
+    # Regression: refusals before an identity was read made a report row of blank cells.
+    url = f"sqlite:///{tmp_path / 'anon.db'}"
+    store = Store(url)
+    store.migrate()
+    store.append_records(
+        [
+            {"request_id": "a1", "ts_us": now_us(), "agent": "", "status": 400,
+             "outcome": "refused", "rule_id": "invalid_agent_identity"},
+            {"request_id": "a2", "ts_us": now_us(), "agent": "bot", "owner": "team-a",
+             "purpose": "batch", "status": 200, "outcome": "served", "cost_pico": 7},
+        ]
+    )  # fmt: skip
+    store.close()
+    md = runner.invoke(app, ["report", "--db", url, "--format", "md"]).stdout.splitlines()
+    assert any(line.startswith("| (no identity) | - | - | 1 | 1 |") for line in md)
+    raw = report(url)
+    assert {r["agent"] for r in raw["rows"]} == {"", "bot"}  # JSON keeps the raw value
