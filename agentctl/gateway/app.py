@@ -151,14 +151,26 @@ async def list_models(request: web.Request) -> web.Response:
     """The models this caller may use: upstream lists plus config names, filtered by policy."""
     gw, identity = await _model_caller(request)
     models = dict.fromkeys(gw.router.models())
+    asked, failed = 0, []
     for upstream in gw.settings.upstreams:
         if upstream.api != "openai":
             continue
-        _, data = await _upstream_json(gw, upstream, "/models")
+        asked += 1
+        status, data = await _upstream_json(gw, upstream, "/models")
         items = data.get("data") if data else None
+        if not isinstance(items, list):
+            failed.append(f"{upstream.name}: {status or 'unreachable'}")
         for item in items if isinstance(items, list) else ():
             if isinstance(item, dict) and isinstance(item.get("id"), str):
                 models.setdefault(item["id"])
+    if not models and asked and len(failed) == asked:
+        # An empty list would tell the client it may use nothing; the truth is we cannot say.
+        raise GatewayError(
+            502,
+            "upstream_unavailable",
+            f"no upstream answered GET /models ({', '.join(failed)}) and agentctl.yaml names "
+            "no models; try again, or list the models under the upstream's `models`",
+        )
     now = int(time.time())
     allowed = gw.governance.governor.model_allowed
     data = [

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from agentctl.config import Timeouts
 from agentctl.usage import Usage
-from tests.gateway.support import BODY, CHAT, MESSAGES, RAW_BODY, error_of, ok, post
+from tests.gateway.support import BODY, CHAT, HEADERS, MESSAGES, RAW_BODY, error_of, ok, post
 from tests.harness import GatewayHarness, sim_upstream
 
 SIM_429 = {
@@ -391,3 +391,13 @@ async def test_httpx_client_sees_request_ids(gateway: GatewayHarness) -> None:
     [rec] = await gateway.records()
     assert resp.headers["x-request-id"] == rec["request_id"]
     assert resp.headers["x-upstream-request-id"] == resp.json()["id"].replace("chatcmpl-", "req_")
+
+
+async def test_models_list_with_every_upstream_down_is_502(gateway: GatewayHarness) -> None:
+    # Regression: it answered 200 with an empty list, i.e. "you may use no model".
+    dead = sim_upstream(gateway.sim, name="dead", base_url=f"http://127.0.0.1:{closed_port()}/v1")
+    await gateway.restart(upstreams=(dead,))
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
+        resp = await client.get("/v1/models", headers=HEADERS)
+    err = error_of(resp, 502, "upstream_unavailable")
+    assert err["message"].startswith("no upstream answered GET /models (dead: unreachable)")
