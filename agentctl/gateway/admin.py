@@ -125,11 +125,13 @@ async def agent(request: web.Request) -> web.Response:
             "agent_not_found",
             f"this gateway knows no agent {name!r} (not registered, no traffic since start)",
         )
-    query = request.query  # a declared (unregistered) agent's owner and purpose
+    # An unregistered agent: the owner and purpose it declared lately, or the query's.
+    seen = None if known else gw.directory.declared(name)
+    query = request.query
     identity = Identity(
         name,
-        known.owner if known else query.get("owner", ""),
-        known.purpose if known else query.get("purpose", ""),
+        known.owner if known else query.get("owner", seen.owner if seen else ""),
+        known.purpose if known else query.get("purpose", seen.purpose if seen else ""),
     )
     policy = gw.governance.governor.effective(identity)
     trust = {"enabled": gw.trust.enabled, "tier": engine.tier(name) if gw.trust.enabled else None}

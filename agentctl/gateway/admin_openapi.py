@@ -167,13 +167,15 @@ OPENAPI: dict[str, Any] = {
                 {
                     "name": "owner",
                     "in": "query",
-                    "description": "Owner of a declared (unregistered) agent",
+                    "description": "Owner of a declared (unregistered) agent (default: the "
+                    "one it last declared to this gateway)",
                     "schema": STR,
                 },
                 {
                     "name": "purpose",
                     "in": "query",
-                    "description": "Purpose of a declared (unregistered) agent",
+                    "description": "Purpose of a declared (unregistered) agent (default: "
+                    "the one it last declared to this gateway)",
                     "schema": STR,
                 },
             ],

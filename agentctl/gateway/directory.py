@@ -102,6 +102,14 @@ class Directory:
     def agent(self, name: str) -> KnownAgent | None:
         return self.registry.agents.get(name)
 
+    def declared(self, name: str) -> Identity | None:
+        """An identity `name` was declared with lately (the parse cache, newest first);
+        for admin views of unregistered agents. A scan: never on the request path."""
+        for identity in reversed(self._parsed.values()):
+            if identity.name == name:
+                return identity
+        return None
+
     def disable_locally(self, name: str, reason: str, actor: str) -> None:
         """Refuse `name` here at once; the store write follows (and the poll confirms)."""
         agent = self.registry.agents.get(name)

@@ -92,6 +92,8 @@ async def test_every_documented_endpoint_answers_as_documented(gateway: GatewayH
         conforms(resp.json(), schema, path)
     agent = (await get(gateway, "/admin/agents/prod-a")).json()
     assert agent["trust"] == {"enabled": True, "tier": "probation"}
+    # Not registered: the owner and purpose it declared (they were blank).
+    assert (agent["owner"], agent["purpose"]) == ("team-ml", "production")
     missing = await get(gateway, "/admin/agents/nobody")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "agent_not_found"
 
