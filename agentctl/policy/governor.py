@@ -196,7 +196,9 @@ class Governor:
         pairs = list(zip(kinds, result.buckets, strict=True))
         for (kind, limit, bucket), state in pairs:
             if not state.allowed:
-                refusal = refusals.rate(pol, kind, limit, bucket.capacity, state.retry_after)
+                refusal = refusals.rate(
+                    pol, kind, limit, bucket.capacity, state.retry_after, multiplier=mult
+                )
                 if bucket.enforce:
                     raise refusal
                 shadow.append(_hit(refusal))

@@ -106,13 +106,23 @@ def unpriced_under_usd(policy: EffectivePolicy, model: str, path: str) -> Refusa
     return Refusal(403, UNPRICED_UNDER_USD, message, should_retry=False)
 
 
-def rate(policy: EffectivePolicy, kind: str, limit: int, capacity: int, retry: float) -> Refusal:
+def rate(
+    policy: EffectivePolicy,
+    kind: str,
+    limit: int,
+    capacity: int,
+    retry: float,
+    multiplier: float = 1.0,
+) -> Refusal:
     rule_id = RATE_LIMIT_RPM if kind == "rpm" else RATE_LIMIT_TPM
     unit = "requests" if kind == "rpm" else "tokens"
     scope = policy.source(f"rate.{kind}")
+    rate = f"{limit} {unit} per minute"
+    if multiplier != 1.0:  # the trust tier scales it: say what is in force
+        rate += f" x {multiplier:g} for its trust tier = {limit * multiplier:g} per minute"
     message = (
-        f"rate limit exceeded for {who(policy)}: {limit} {unit} per minute (burst "
-        f"{capacity}), scope {scope}; retry in {go_duration(retry)}"
+        f"rate limit exceeded for {who(policy)}: {rate} (burst {capacity}), scope {scope}; "
+        f"retry in {go_duration(retry)}"
     )
     return Refusal(429, rule_id, message, retry_after=max(retry, 0.001))
 

@@ -239,13 +239,19 @@ async def test_rate_limit_rpm_with_burst_and_trust_multiplier() -> None:
     denied = await refused(gov)
     assert (denied.status, denied.rule_id) == (429, "rate-limit-rpm")
     assert denied.retry_after == pytest.approx(1.0) and denied.headers["retry-after"] == "1"
+    assert "60 requests per minute (burst 2)" in denied.message
     clock.advance(1)
     await admit(gov)
     # a trusted tier doubles rate and burst; a quiet second later 4 fit at once
     clock.advance(10)
     for _ in range(4):
         await admit(gov, PEER, rate_multiplier=2.0)
-    assert (await refused(gov, PEER, rate_multiplier=2.0)).rule_id == "rate-limit-rpm"
+    denied = await refused(gov, PEER, rate_multiplier=2.0)
+    assert denied.rule_id == "rate-limit-rpm"
+    # the message says the limit in force, not only the configured one
+    assert "60 requests per minute x 2 for its trust tier = 120 per minute (burst 4)" in (
+        denied.message
+    )
 
 
 async def test_rate_limit_tpm_and_settle_refunds_tokens() -> None:
