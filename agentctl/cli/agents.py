@@ -106,17 +106,53 @@ def list_agents(team: Team = None, db: Db = None, json_out: Json = False) -> Non
 
 @app.command("show")
 def show(name: Name, db: Db = None, json_out: Json = False) -> None:
-    """Show one agent."""
-    agent = open_db(db, existing=True).get_agent(name)
-    if agent is None:
-        raise CliError(
-            f"no agent named {name!r} in the store; `agentctl agents list` shows known agents"
-        )
-    view = agent_view(agent)
+    """Show one agent: registered, switched by name, or known from its requests."""
+    store = open_db(db, existing=True)
+    agent = store.get_agent(name)
+    view = agent_view(agent) if agent is not None else _declared_view(store, name)
+    if view is None:
+        _refuse_unknown(store, name, hint="(`agentctl agents list` shows registered ones)")
+        raise CliError(f"no agent named {name!r}")  # unreachable: it refuses first
     if json_out:
         render.emit_json(view)
         return
     render.show(render.table(("field", "value"), view.items()))
+
+
+def _declared_view(store: Any, name: str) -> dict[str, Any] | None:
+    """An agent that only declared itself (never registered or switched): what its
+    requests said, from the audit's daily rollup; None if it never sent one."""
+    import sqlalchemy as sa
+
+    from agentctl.store.rollups import DAY_US, ROLLUP_DAILY
+
+    t = ROLLUP_DAILY.c
+    with store.engine.connect() as conn:
+        first, last, requests = conn.execute(
+            sa.select(sa.func.min(t.day), sa.func.max(t.day), sa.func.sum(t.requests)).where(
+                t.agent == name
+            )
+        ).one()
+        if not requests:
+            return None
+        latest = conn.execute(
+            sa.select(t.owner, t.purpose).where(t.agent == name, t.day == last).limit(1)
+        ).one()
+
+    def day(n: int) -> str:
+        return datetime.fromtimestamp(n * DAY_US / 1e6, UTC).date().isoformat()
+
+    return {
+        "name": name,
+        "owner": latest.owner,
+        "purpose": latest.purpose,
+        "status": "active",
+        "registered": False,
+        "identity": "declared in its requests (not registered)",
+        "first_seen": day(first),
+        "last_seen": day(last),
+        "requests": int(requests),
+    }
 
 
 def _known_names(store: Any) -> set[str]:

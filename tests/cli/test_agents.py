@@ -112,6 +112,34 @@ def test_show_unknown_agent_is_a_clear_error(home: Path) -> None:
     assert "Traceback" not in res.output
 
 
+def test_show_an_agent_that_only_declared_itself(home: Path) -> None:
+    # Regression: `agents show` said "no agent named ... in the store" for an agent with
+    # traffic that tail, report and trust knew.
+    store = Store(f"sqlite:///{home / 'agentctl.db'}")
+    store.migrate()
+    day = 86_400_000_000
+    store.append_records(
+        [
+            {"request_id": "d1", "ts_us": 20_000 * day + 5, "agent": "tiny", "owner": "team-x",
+             "purpose": "test", "status": 200, "outcome": "served"},
+            {"request_id": "d2", "ts_us": 20_002 * day + 5, "agent": "tiny", "owner": "team-y",
+             "purpose": "batch", "status": 200, "outcome": "served"},
+        ]
+    )  # fmt: skip
+    store.close()
+    res = runner.invoke(app, ["agents", "show", "tiny", "--json"])
+    assert res.exit_code == 0, res.output
+    shown = json.loads(res.output)
+    assert (shown["owner"], shown["purpose"], shown["registered"]) == ("team-y", "batch", False)
+    assert (shown["first_seen"], shown["last_seen"], shown["requests"]) == (
+        "2024-10-04",
+        "2024-10-06",
+        2,
+    )
+    res = runner.invoke(app, ["agents", "show", "tinny"])
+    assert res.exit_code == 1 and "did you mean 'tiny'?" in res.output
+
+
 def test_bad_database_url_is_a_clear_error(home: Path) -> None:
     res = runner.invoke(app, ["agents", "list", "--db", "mysql://nope"])
     assert res.exit_code == 1
