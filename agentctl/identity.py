@@ -27,6 +27,12 @@ _VALID_VALUE_HINT = (
     "lowercase ASCII letters, digits, '.', '_' or '-', starting and ending with a letter "
     "or digit, at most 64 characters"
 )
+VALID_VALUE_HINT = _VALID_VALUE_HINT
+
+
+def value_ok(text: str) -> bool:
+    """Whether `text` can be a name, owner or purpose in X-Agent-Identity."""
+    return _VALUE.fullmatch(text) is not None
 
 
 class IdentityError(ValueError):

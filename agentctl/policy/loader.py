@@ -28,6 +28,7 @@ import yaml
 from pydantic import ValidationError
 
 from agentctl.errors import ConfigError
+from agentctl.identity import VALID_VALUE_HINT, value_ok
 from agentctl.policy.schema import API_VERSION, PolicyDocument, field_names
 
 _SINGLE = ("defaults", "unverified")
@@ -166,6 +167,13 @@ def load_texts(texts: Iterable[tuple[str, str]]) -> PolicySet:
         except PolicyError as exc:
             issues += exc.issues
             continue
+        if not docs:  # applied, it would silently lift every limit
+            reason = (
+                "the file holds no policy document (is it empty?); a policy without rules "
+                f"is the single line `apiVersion: {API_VERSION}`"
+            )
+            issues.append(PolicyIssue(source, "", reason))
+            continue
         for doc in docs:
             data = doc.model_dump(by_alias=True, exclude_unset=True)
             if data.get("description"):
@@ -176,6 +184,9 @@ def load_texts(texts: Iterable[tuple[str, str]]) -> PolicySet:
                     merged[key] = data[key]
             for key in _KEYED:
                 for name, value in data.get(key, {}).items():
+                    if key != "aliases" and not value_ok(name):  # the scope would never apply
+                        reason = f"{name!r} can never be declared in X-Agent-Identity: use "
+                        issues.append(PolicyIssue(source, key, reason + VALID_VALUE_HINT))
                     _claim(f"{key}.{name}", source, origin, issues)
                     merged.setdefault(key, {})[name] = value
     if issues:

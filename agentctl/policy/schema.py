@@ -36,6 +36,9 @@ class Mode(StrEnum):
     shadow = "shadow"
 
 
+MAX_USD = Decimal(1_000_000_000)
+
+
 def _usd(value: Any) -> Decimal:
     if isinstance(value, bool | float):
         raise ValueError("write USD amounts as a string, e.g. '0.50' (floats are inexact)")
@@ -50,6 +53,8 @@ def _usd(value: Any) -> Decimal:
         raise ValueError("expected a USD amount such as '5' or '0.25'")
     if not value.is_finite() or value < 0:
         raise ValueError("USD amounts must be finite and not negative")
+    if value > MAX_USD:  # pico-dollars must fit the counters (Redis: 64-bit integers)
+        raise ValueError(f"USD amounts are at most {MAX_USD:,} (one billion dollars)")
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -12:
         raise ValueError("USD amounts have at most 12 decimal places (one pico-dollar)")

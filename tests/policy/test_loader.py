@@ -61,6 +61,14 @@ HEAD = "apiVersion: agentctl/v1\n"
         ("defaults:\n  rate:\n    rpm: '60'\n", "defaults.rate.rpm", "valid integer"),
         ("defaults:\n  rate:\n    rpm: true\n", "defaults.rate.rpm", "valid integer"),
         ("unknown_scope: {}\n", "unknown_scope", "unknown key"),
+        # found by a fresh-user attack: accepted, and never (or wrongly) applied
+        (
+            "defaults:\n  budgets:\n    day:\n      usd: '1e400'\n",
+            "defaults.budgets.day.usd",
+            "at most 1,000,000,000",
+        ),
+        ("agents:\n  BAD_NAME: {}\n", "agents", "'BAD_NAME' can never be declared"),
+        ("owners:\n  'team x': {}\n", "owners", "'team x' can never be declared"),
     ],
 )
 def test_malformed_policy_names_file_path_and_reason(body: str, path: str, reason: str) -> None:
@@ -78,6 +86,8 @@ def test_malformed_policy_names_file_path_and_reason(body: str, path: str, reaso
         ("- a\n- b\n", "a policy document must be a mapping"),
         (HEAD + "defaults: [\n", "line"),
         (HEAD + "agents:\n  a: {}\n  a: {}\n", "duplicate key 'a'"),
+        ("", "the file holds no policy document (is it empty?)"),
+        ("# only a comment\n", "`apiVersion: agentctl/v1`"),
     ],
 )
 def test_broken_documents(text: str, reason: str) -> None:
