@@ -72,7 +72,13 @@ def _check_chars(raw: str) -> None:
     for ch in raw:
         code = ord(ch)
         if code > 126 or (code < 32 and ch != "\t") or code == 127:
-            shown = repr(ch)
+            # The header arrives as latin-1 or with surrogate escapes: name the byte sent.
+            if 0xDC80 <= code <= 0xDCFF:
+                shown = f"byte 0x{code - 0xDC00:02X}"
+            elif code < 256:
+                shown = f"byte 0x{code:02X}"
+            else:
+                shown = f"{ch!r}, U+{code:04X}"
             raise IdentityError(
                 f"{HEADER} contains a non-ASCII or control character ({shown}); "
                 "values must be plain lowercase ASCII"

@@ -41,10 +41,13 @@ def verify(
     if json_out:
         render.emit_json(verdict.as_dict())
     elif verdict.ok:
-        scope = f"{verdict.segments} day segment(s)" if verdict.segments else "no records"
-        if verdict.days:
-            scope += f" ({verdict.days[0]} .. {verdict.days[-1]})"
-        render.out(f"audit chain OK: {verdict.records} records in {scope}")
+        if verdict.segments:
+            scope = f"{verdict.records} records in {verdict.segments} day segment(s)"
+            if verdict.days:
+                scope += f" ({verdict.days[0]} .. {verdict.days[-1]})"
+        else:
+            scope = "no records in the period checked"
+        render.out(f"audit chain OK: {scope}")
         render.out(f"head: record {verdict.head_id}, hash {verdict.head_hash or '-'}")
         if verdict.pruned_through:
             render.out(f"records 1..{verdict.pruned_through} were pruned (prune event checked)")

@@ -72,7 +72,7 @@ def view(fleet: Fleet, max_rows: int | None = None) -> Group:
             r["requests_per_min"],
             r["tokens_per_min"],
             _usd(r["usd_per_min"]),
-            f"{_usd(r['usd_today'])} / {_usd(r['budget_today_usd'])}",
+            f"{_usd(r['usd_today'])} / {_usd(r['budget_today_usd'] if r['agent'] else None)}",
             r["errors_per_min"],
             r["last_error"],
         )

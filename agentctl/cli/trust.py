@@ -23,7 +23,7 @@ from agentctl.gateway.changes import announce
 from agentctl.store import credentials as creds
 from agentctl.store.sql import Store
 from agentctl.trust import TrustConfig, TrustEngine
-from agentctl.trust.signals import figure
+from agentctl.trust.signals import measured
 
 app = typer.Typer(help="Trust tiers: explain them, pin them, rebaseline.", no_args_is_help=True)
 Name = Annotated[str, typer.Argument(help="Agent name.")]
@@ -105,9 +105,8 @@ def _event_table(events: list[dict[str, Any]]) -> None:
     for e in events:
         detector = str(e.get("detector"))
         line = (
-            f"  {_when(e.get('at'))}  {e.get('kind')} by {detector}: value "
-            f"{figure(detector, e.get('value'))} vs threshold "
-            f"{figure(detector, e.get('threshold'))}, tier "
+            f"  {_when(e.get('at'))}  {e.get('kind')} by {detector}"
+            f"{measured(detector, e.get('value'), e.get('threshold'))}: tier "
             f"{e.get('tier_before')} -> {e.get('tier_after')}"
         )
         if e.get("request_id"):
@@ -181,7 +180,7 @@ def pin(
     if json_out:
         render.emit_json({"agent": name, "action": "pin", "tier": tier, "ttl_s": seconds})
         return
-    render.out(f"pinned {name} at {tier}" + (f" for {ttl}" if seconds else ""))
+    render.out(f"pinned {name} at {tier}" + (f" for {ttl}" if seconds else " (no expiry)"))
 
 
 @app.command("unpin")

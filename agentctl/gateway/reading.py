@@ -134,7 +134,12 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(text, parse_constant=_no_constant)
     except ValueError as exc:
-        raise GatewayError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
+        reason = str(exc)
+        if "int_max_str_digits" in reason:  # the interpreter's own advice is not the client's
+            reason = "an integer has more than 4,300 digits"
+        raise GatewayError(
+            400, "invalid_json", f"request body is not valid JSON: {reason}"
+        ) from None
     except RecursionError:
         raise GatewayError(400, "invalid_json", "request body is nested too deeply") from None
     if not isinstance(body, dict):

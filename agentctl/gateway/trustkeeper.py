@@ -33,7 +33,7 @@ from agentctl.store import credentials as creds
 from agentctl.store.recorder import Recorder
 from agentctl.store.sql import Registry, Store
 from agentctl.trust import Gate, Observation, TrustConfig, TrustEngine, TrustEvent
-from agentctl.trust.signals import figure
+from agentctl.trust.signals import measured
 
 log = logging.getLogger("agentctl.trust")
 TRUST_ACTOR = "agentctl-trust"
@@ -246,12 +246,11 @@ class TrustKeeper:
             level = logging.WARNING if event.kind in ("throttle", "disable") else logging.INFO
             log.log(
                 level,
-                "trust %s of %s by the %s detector (value %s, threshold %s)%s; undo: %s",
+                "trust %s of %s by the %s detector%s%s; undo: %s",
                 event.kind,
                 event.agent,
                 event.detector,
-                figure(event.detector, event.value),
-                figure(event.detector, event.threshold),
+                measured(event.detector, event.value, event.threshold),
                 f": {event.reason}" if event.reason else "",
                 event.undo,
             )

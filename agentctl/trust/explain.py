@@ -13,7 +13,7 @@ from typing import Any
 
 from agentctl.trust.agent import AgentState
 from agentctl.trust.config import Tier
-from agentctl.trust.signals import figure
+from agentctl.trust.signals import measured
 
 
 def _blockers(agent: AgentState, now: float) -> list[str]:
@@ -58,8 +58,7 @@ def _summary(agent: AgentState, now: float) -> str:
     if last is not None:
         text += (
             f" since {_iso(last.at)} after a {last.kind} by {last.detector}"
-            f" (value {figure(last.detector, last.value)}"
-            f" vs threshold {figure(last.detector, last.threshold)})"
+            f"{measured(last.detector, last.value, last.threshold)}"
         )
     elif agent.tiers.tier is Tier.PROBATION:
         text += " (every agent starts in probation)"

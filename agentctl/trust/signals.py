@@ -42,3 +42,11 @@ def figure(detector: str, value: float | None) -> str:
     if detector == "request_rate":
         return f"{value:.4g}/s"
     return f"{value:.4g}"
+
+
+def measured(detector: str, value: float | None, threshold: float | None) -> str:
+    """' (value X vs threshold Y)' for a detector's event; '' for an operator's or a
+    pin's (they carry no measurement: 0 and 0)."""
+    if not value and not threshold:
+        return ""
+    return f" (value {figure(detector, value)} vs threshold {figure(detector, threshold)})"

@@ -167,9 +167,15 @@ def test_refusals_without_an_identity_get_a_named_row(tmp_path: Path) -> None:
     from rich.console import Console
 
     from agentctl.cli.tail import view
+    from agentctl.policy import load_text
+    from agentctl.policy.loader import canonical_json
 
     store = Store(f"sqlite:///{tmp_path / 't.db'}")
     store.migrate()
+    policy = load_text("apiVersion: agentctl/v1\ndefaults:\n  budgets:\n    day: {usd: '100'}\n")
+    store.apply_policy(
+        policy.version, canonical_json(policy.document), ["t.yaml"], actor="t", reason="t"
+    )
     store.append_records(
         [
             {"request_id": "r1", "ts_us": now_us(), "agent": "", "status": 400,
@@ -178,11 +184,14 @@ def test_refusals_without_an_identity_get_a_named_row(tmp_path: Path) -> None:
              "purpose": "batch", "status": 200, "outcome": "served", "cost_pico": 5},
         ]
     )  # fmt: skip
-    fleet = Fleet(store)
+    from agentctl.fleetinfo import StoreInfo
+
+    fleet = Fleet(store, info=StoreInfo(store))
     fleet.seed()
     console = Console(width=200, record=True, force_terminal=False)
     console.print(view(fleet))
     lines = console.export_text().splitlines()
     unnamed = [line for line in lines if "(no identity)" in line]
     assert len(unnamed) == 1 and " - " in unnamed[0]
-    assert any("bot" in line and "team-a" in line for line in lines)
+    assert "0.0000 / -" in unnamed[0]  # no budget applies to no identity
+    assert any("bot" in line and "team-a" in line and "/ 100.0000" in line for line in lines)

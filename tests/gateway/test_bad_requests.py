@@ -85,6 +85,14 @@ CASES = [
         "request body is not valid JSON: NaN is not a JSON value",
     ),
     (
+        # Regression: the message quoted the interpreter's advice (sys.set_int_max_str_digits).
+        "integer-of-5000-digits",
+        b'{"model": "gpt-4o-mini", "seed": ' + b"9" * 5000 + b"}",
+        "invalid_json",
+        None,
+        "request body is not valid JSON: an integer has more than 4,300 digits",
+    ),
+    (
         "stream-yes",
         body(stream="yes"),
         "invalid_value",

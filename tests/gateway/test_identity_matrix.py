@@ -55,13 +55,13 @@ CASES = [
     (
         "cyrillic-o",
         "name=b\u043et-a; owner=team-ml; purpose=production".encode(),
-        f"{HEADER} contains a non-ASCII or control character ('\u043e'); "
+        f"{HEADER} contains a non-ASCII or control character ('\u043e', U+043E); "
         "values must be plain lowercase ASCII",
     ),
     (
         "latin1-byte-not-utf8",
         b"name=b\xf6t; owner=team-ml; purpose=production",
-        f"{HEADER} contains a non-ASCII or control character ('\\udcf6'); "
+        f"{HEADER} contains a non-ASCII or control character (byte 0xF6); "
         "values must be plain lowercase ASCII",
     ),
     (

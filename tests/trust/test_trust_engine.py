@@ -203,6 +203,13 @@ def test_figures_are_in_each_detectors_unit() -> None:
     assert figure("loop", 7.0) == "7" and figure("loop", None) == "-"
 
 
+def test_a_pin_carries_no_measurement_to_show(est: Driver) -> None:
+    # Regression: "after a tier_change by pin (value 0 vs threshold 0)".
+    est.engine.pin("bot", "trusted", reason="vetted", ttl=0)
+    summary = est.engine.explain("bot")["summary"]
+    assert "by pin" in summary and "value" not in summary
+
+
 def test_pin_freezes_tier_expires_and_disable_overrides(est: Driver) -> None:
     [pin] = est.engine.pin("bot", "trusted", reason="launch week", ttl=3600)
     assert (pin.kind, pin.tier_after, pin.automatic) == ("tier_change", "trusted", False)
