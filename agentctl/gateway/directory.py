@@ -33,8 +33,10 @@ from agentctl.store.sql import TOKEN_PREFIX, hash_secret, split_token
 class ClaimRefused(GatewayError):
     """A registered name claimed without its credential (never counts against it)."""
 
-    def __init__(self, status: int, code: str, message: str, declared: Identity) -> None:
-        super().__init__(status, code, message, param=HEADER)
+    def __init__(
+        self, status: int, code: str, message: str, declared: Identity, param: str | None = HEADER
+    ) -> None:
+        super().__init__(status, code, message, param=param)
         self.claimed = declared.name
         # Audited under the name it claimed (verification "refused"), so the owner's
         # compliance report shows the attempts on its agents; trust never counts them.
@@ -225,7 +227,13 @@ class Directory:
             )
             if cred is None:
                 raise UnknownKey(key_id, message)
-            raise GatewayError(401, "invalid_agent_token", message)
+            owner = self.registry.agents.get(cred.agent)
+            if owner is None:
+                raise GatewayError(401, "invalid_agent_token", message)
+            # A revoked, expired or mis-typed token of a known agent: recorded under that
+            # agent (verification "refused"), so its owner sees the attempts in reports.
+            tried = Identity(owner.name, owner.owner, owner.purpose, (), "token", key_id)
+            raise ClaimRefused(401, "invalid_agent_token", message, tried, param=None)
         agent = self.registry.agents.get(cred.agent)
         if agent is None:
             raise GatewayError(401, "invalid_agent_token", "the agent token's agent is gone")

@@ -53,7 +53,8 @@ async def handle(request: web.Request, endpoint: str) -> web.StreamResponse:
                 gw.trust.mismatch(err.token_agent, err.claimed, call)
             elif isinstance(err, ClaimRefused):
                 call.identity = err.declared  # verification "refused"
-                gw.trust.failed_claim(err.claimed, call, err.code)
+                if err.code != "invalid_agent_token":  # a stale token is no claim on a name
+                    gw.trust.failed_claim(err.claimed, call, err.code)
             refused = isinstance(err, Refusal) or err.status < 500
             call.refuse(err.status, err.code, err.message, refused=refused)
             response = error_response(err, gw.own_headers(call), request.path)

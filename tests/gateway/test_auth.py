@@ -223,6 +223,16 @@ async def test_unknown_or_tampered_token_is_401(gateway: GatewayHarness, suffix:
         "param": None,
         "code": "invalid_agent_token",
     }
+    [rec] = await gateway.records()
+    if suffix:  # a known key with the wrong secret: recorded under the key's agent
+        assert (rec["agent"], rec["owner"], rec["verification"], rec["key_id"]) == (
+            "bot-a",
+            "team-ml",
+            "refused",
+            key_id,
+        )
+    else:  # a key nobody issued names no agent
+        assert (rec["agent"], rec["key_id"]) == ("", None)
 
 
 @pytest.mark.parametrize("token", ["agk_bogus_token", "agk_", "agk_0123456789abcdef_"])
