@@ -28,6 +28,8 @@ class Reply:
         """The OpenAI error object, after checking the whole shape."""
         assert self.headers["content-type"].startswith("application/json"), self.raw[:300]
         body = json.loads(self.body)
+        if "type" in body:  # /v1/messages: Anthropic's envelope around the same object
+            assert body.pop("type") == "error"
         assert list(body) == ["error"]
         assert sorted(body["error"]) == ["code", "message", "param", "type"]
         assert self.headers["x-request-id"].startswith("req_")
