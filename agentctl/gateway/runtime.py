@@ -198,9 +198,8 @@ class Gateway:
         try:
             return self.directory.identify(headers)
         except UnknownKey as err:
-            if time.monotonic() - self._unknown_keys.get(err.key_id, -UNKNOWN_KEY_TTL_S) < (
-                UNKNOWN_KEY_TTL_S
-            ):
+            missed = self._unknown_keys.get(err.key_id)
+            if missed is not None and time.monotonic() - missed < UNKNOWN_KEY_TTL_S:
                 raise
         await self.catch_up()
         try:

@@ -117,11 +117,11 @@ def rate(
     rule_id = RATE_LIMIT_RPM if kind == "rpm" else RATE_LIMIT_TPM
     unit = "requests" if kind == "rpm" else "tokens"
     scope = policy.source(f"rate.{kind}")
-    rate = f"{limit} {unit} per minute"
+    in_force = f"{limit} {unit} per minute"
     if multiplier != 1.0:  # the trust tier scales it: say what is in force
-        rate += f" x {multiplier:g} for its trust tier = {limit * multiplier:g} per minute"
+        in_force += f" x {multiplier:g} for its trust tier = {limit * multiplier:g} per minute"
     message = (
-        f"rate limit exceeded for {who(policy)}: {rate} (burst {capacity}), scope {scope}; "
+        f"rate limit exceeded for {who(policy)}: {in_force} (burst {capacity}), scope {scope}; "
         f"retry in {go_duration(retry)}"
     )
     return Refusal(429, rule_id, message, retry_after=max(retry, 0.001))
