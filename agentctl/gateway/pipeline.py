@@ -35,6 +35,7 @@ from agentctl.gateway.routing import Route
 from agentctl.gateway.runtime import Gateway
 from agentctl.gateway.upstream import Outbound, forward, outbound
 from agentctl.trust import Gate
+from agentctl.usage import Usage
 
 log = logging.getLogger("agentctl.pipeline")
 RECORDED = web.RequestKey("agentctl_recorded", bool)  # this request's record is journaled
@@ -181,7 +182,11 @@ def record(gw: Gateway, call: Call, request: web.Request) -> None:
     call.recorded = True
     call.finished = time.perf_counter()
     if call.outcome == "served" and (call.status == 0 or _client_gone(request)):
-        call.outcome = "disconnected"  # the client left before the answer was complete
+        if gw.cutting:  # the drain time ran out: the gateway cut it, not the client
+            call.outcome = "interrupted"
+            call.message = "cut off by the gateway's shutdown (limits.drain_seconds)"
+        else:
+            call.outcome = "disconnected"  # the client left before the answer was complete
     if call.outcome == "disconnected" and not call.answered:
         call.status = 499  # nginx's "client closed request": it was never sent a status
     usage = call.usage
@@ -191,6 +196,12 @@ def record(gw: Gateway, call: Call, request: web.Request) -> None:
         call.cost_pico = cost.pico
         if not cost.priced:
             gw.warn_unpriced(model, call.provider)
+    elif call.outcome == "interrupted" and call.forwarded:
+        # Cut before any usage was seen: as after a crash, the provider may still bill
+        # it, so it is charged its reservation (the worst case).
+        prompt = call.facts.input_tokens_estimate if call.facts else 0
+        call.usage = Usage(prompt_tokens=prompt, source="estimated")
+        call.cost_pico = call.reserved_pico
     else:
         call.cost_pico = 0
     try:

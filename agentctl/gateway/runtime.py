@@ -88,6 +88,7 @@ class Gateway:
         self._unknown_keys: dict[str, float] = {}  # key id -> when a refresh missed it
         self.unpriced_seen: set[str] = set()
         self.inflight = 0
+        self.cutting = False  # the SIGTERM drain ran out: what ends now was cut by us
         self.trust = TrustKeeper(
             settings.trust, store, self.directory, recorder, instance=_instance_id()
         )

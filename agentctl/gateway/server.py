@@ -1,7 +1,8 @@
 """Running a gateway: startup checks, the listening socket, graceful shutdown.
 
 SIGTERM/SIGINT: stop accepting, let in-flight requests finish for up to
-`limits.drain_seconds`, then flush the recorder and exit 0. SIGHUP: re-read the
+`limits.drain_seconds`, cut what is left (recorded `interrupted`, charged as metered or
+its reservation), then flush the recorder and exit 0. SIGHUP: re-read the
 config and the active policy without dropping a connection (`gateway.reload`).
 """
 
@@ -25,8 +26,11 @@ from agentctl.gateway.app import create_app
 from agentctl.gateway.keys import GATEWAY
 from agentctl.gateway.listener import GatewayRunner
 from agentctl.gateway.reload import reload as apply_reload
+from agentctl.gateway.runtime import Gateway
 
 log = logging.getLogger("agentctl.gateway")
+DRAIN_POLL_S = 0.05
+CUT_GRACE_S = 0.5  # after the drain: cancel what is left, and let it record itself
 
 
 def check_settings(settings: Settings) -> None:
@@ -93,12 +97,14 @@ async def serve(
         app,
         handle_signals=False,
         access_log=None,
-        shutdown_timeout=settings.limits.drain_seconds,
+        # aiohttp's own wait, after ours (`_drain`): it waits this long, cancels what is
+        # left, then waits this long again for the handlers to record what they cut.
+        shutdown_timeout=CUT_GRACE_S,
     )
     await runner.setup()
     heap.settle(collect=False)  # start-up's objects out of every later full collection
     sock = sock or bind_socket(settings.host, settings.port)
-    site = web.SockSite(runner, sock)  # the runner holds the drain timeout
+    site = web.SockSite(runner, sock)
     await site.start()
     host, port = sock.getsockname()[:2]
     url = f"http://{host}:{port}"
@@ -121,11 +127,33 @@ async def serve(
             loop.add_signal_handler(signal.SIGHUP, hangup)
     try:
         await stop.wait()
-        log.info(
-            "shutting down: draining in-flight requests (up to %ss)", settings.limits.drain_seconds
-        )
+        await _drain(runner, app[GATEWAY], settings.limits.drain_seconds)
     finally:
         await runner.cleanup()
+
+
+async def _drain(runner: web.BaseRunner, gw: Gateway, seconds: float) -> None:
+    """SIGTERM: stop accepting, let what is in flight finish for up to `seconds`, then
+    mark the rest to be cut (recorded `interrupted`; runner.cleanup cancels them)."""
+    log.info("shutting down: draining %d in-flight request(s) (up to %gs)", gw.inflight, seconds)
+    for site in list(runner.sites):
+        await site.stop()  # the listener closes
+    if runner.server is not None:
+        runner.server.pre_shutdown()  # idle keep-alive connections close; busy ones after
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while gw.inflight and loop.time() < deadline:
+        await asyncio.sleep(min(DRAIN_POLL_S, max(deadline - loop.time(), 0.0)))
+    if gw.inflight:
+        log.warning(
+            "drain time is up (limits.drain_seconds: %g): cutting %d request(s) still in "
+            "flight; they are recorded as interrupted",
+            seconds,
+            gw.inflight,
+        )
+        gw.cutting = True
+    else:
+        log.info("drained: no request in flight")
 
 
 async def _reload(app: web.Application, load: Callable[[], Settings]) -> None:
