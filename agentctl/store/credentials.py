@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import json
 import secrets
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from agentctl.store import tables
-from agentctl.store.sql import TOKEN_PREFIX, Store, StoreError, hash_secret, now_us
+from agentctl.store.sql import (
+    TOKEN_PREFIX,
+    Store,
+    StoreError,
+    hash_secret,
+    last_declared,
+    now_us,
+)
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -198,7 +204,7 @@ def add_override(
             return
         target: Any = conn.execute(sa.select(agents).where(agents.c.name == agent)).first()
         if target is None:  # declared, never registered: named as its requests last were
-            target = _as_last_seen(conn, agent)
+            target = last_declared(conn, agent)
         store._append_event(
             conn,
             f"trust_{action}",
@@ -222,18 +228,3 @@ def last_override_id(store: Store) -> int:
         return int(
             conn.execute(sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))).scalar_one()
         )
-
-
-def _as_last_seen(conn: Any, agent: str) -> SimpleNamespace:
-    """`agent` with the owner and purpose of its latest request record (blank if none),
-    so the event lands in its team's reports like a registered agent's would."""
-    audit = tables.audit
-    last = conn.execute(
-        sa.select(audit.c.owner, audit.c.purpose)
-        .where(audit.c.agent == agent, audit.c.kind == "request")
-        .order_by(audit.c.ts_us.desc())
-        .limit(1)
-    ).first()
-    return SimpleNamespace(
-        name=agent, owner=last.owner if last else "", purpose=last.purpose if last else ""
-    )

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from hashlib import sha256
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -267,6 +268,9 @@ class Store:
                 "updated_at_us": ts,
             }
             if row is None:
+                if owner is None and purpose is None:  # as its requests last declared it
+                    seen = last_declared(conn, name)
+                    owner, purpose = seen.owner, seen.purpose
                 conn.execute(
                     table.insert().values(
                         name=name,
@@ -552,6 +556,20 @@ _READ_HEAD = 'SELECT "last_id", "last_hash" FROM chain_heads WHERE "chain" = ?'
 _WRITE_HEAD = 'UPDATE chain_heads SET "last_id" = ?, "last_hash" = ? WHERE "chain" = ?'
 _EXISTING = 'SELECT "request_id" FROM audit WHERE "request_id" IN ({markers})'
 _INSERT = f"INSERT INTO audit ({driver.names(_COLUMNS)}) VALUES ({driver.markers(len(_COLUMNS))})"
+
+
+def last_declared(conn: Connection, name: str) -> SimpleNamespace:
+    """`name` with the owner and purpose of its latest request record (blank if it sent
+    none): how an agent that never registered is filed in its team's views."""
+    last = conn.execute(
+        sa.select(AUDIT.c.owner, AUDIT.c.purpose)
+        .where(AUDIT.c.agent == name, AUDIT.c.kind == "request")
+        .order_by(AUDIT.c.ts_us.desc())
+        .limit(1)
+    ).first()
+    return SimpleNamespace(
+        name=name, owner=last.owner if last else "", purpose=last.purpose if last else ""
+    )
 
 
 def _full_row(raw: Mapping[str, Any]) -> dict[str, Any]:

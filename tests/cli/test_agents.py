@@ -140,6 +140,29 @@ def test_show_an_agent_that_only_declared_itself(home: Path) -> None:
     assert res.exit_code == 1 and "did you mean 'tiny'?" in res.output
 
 
+def test_disabling_a_declared_agent_files_it_under_its_team(home: Path) -> None:
+    # Regression: disabled by name, it got an agents row with owner "" and vanished from
+    # `tail --team`, `agents list --team` and the team's compliance report.
+    store = Store(f"sqlite:///{home / 'agentctl.db'}")
+    store.migrate()
+    store.append_records(
+        [{"request_id": "l1", "ts_us": 1_700_000_000_000_000, "agent": "runaway-loop",
+          "owner": "team-data", "purpose": "batch", "status": 200, "outcome": "served"}]
+    )  # fmt: skip
+    store.close()
+    res = runner.invoke(app, ["agents", "disable", "runaway-loop", "--reason", "loop at 02:13"])
+    assert res.exit_code == 0, res.output
+    listed = json.loads(
+        runner.invoke(app, ["agents", "list", "--team", "team-data", "--json"]).output
+    )
+    assert [(a["name"], a["owner"], a["purpose"], a["status"]) for a in listed] == [
+        ("runaway-loop", "team-data", "batch", "disabled")
+    ]
+    store = Store(f"sqlite:///{home / 'agentctl.db'}")
+    [event] = [r for r in store.records_after(0, kinds=("disable",))]
+    assert (event["agent"], event["owner"]) == ("runaway-loop", "team-data")
+
+
 def test_bad_database_url_is_a_clear_error(home: Path) -> None:
     res = runner.invoke(app, ["agents", "list", "--db", "mysql://nope"])
     assert res.exit_code == 1
