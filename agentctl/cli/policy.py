@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 import typer
@@ -16,7 +17,7 @@ from agentctl.gateway.governance import load_active
 from agentctl.identity import Identity
 from agentctl.policy import Change, effective, load_files, policy_changes, policy_json_schema
 from agentctl.policy.loader import canonical_json
-from agentctl.store.sql import Store
+from agentctl.store.sql import Store, declared_agents, last_declared
 
 app = typer.Typer(
     help="Policy documents: validate, apply as a new version, explain.", no_args_is_help=True
@@ -32,11 +33,19 @@ def _load(files: list[Path]) -> Any:
 
 
 def _identities(store: Store) -> list[Identity]:
-    agents = sorted(store.registry().agents.values(), key=lambda a: a.name)  # no ORM rows
-    return [
+    """Every agent a policy reaches: registered or switched ones, and those known only
+    from their requests (as they last declared themselves)."""
+    known = store.registry().agents  # no ORM rows
+    out = [
         Identity(a.name, a.owner, a.purpose, verification="token" if a.registered else "unverified")
-        for a in agents
+        for a in known.values()
     ]
+    out += [
+        Identity(a.name, a.owner, a.purpose, verification="unverified")
+        for a in declared_agents(store)
+        if a.name not in known
+    ]
+    return sorted(out, key=lambda i: i.name)
 
 
 def _summary(changes: dict[str, list[Change]]) -> dict[str, list[dict[str, Any]]]:
@@ -197,13 +206,17 @@ def show(
             render.out(f"version {policy.version[:12]} by {info['actor']} from {sources}")
         render.console.print_json(json.dumps(doc))
         return
-    agent = store.get_agent(effective_for)
+    agent: Any = store.get_agent(effective_for)
     if agent is None and not (owner and purpose):
-        raise CliError(
-            f"agent {effective_for!r} is not in the store; pass --owner and --purpose to see "
-            "what a declaration with those fields would get",
-            exit_code=2,
-        )
+        with store.engine.connect() as conn:  # known from its requests?
+            seen = last_declared(conn, effective_for)
+        if not seen.owner:
+            raise CliError(
+                f"agent {effective_for!r} is not registered and has sent no request; pass "
+                "--owner and --purpose to see what a declaration with those fields would get",
+                exit_code=2,
+            )
+        agent = SimpleNamespace(owner=seen.owner, purpose=seen.purpose, registered=False)
     identity = Identity(
         effective_for,
         owner or (agent.owner if agent else ""),

@@ -558,6 +558,24 @@ _EXISTING = 'SELECT "request_id" FROM audit WHERE "request_id" IN ({markers})'
 _INSERT = f"INSERT INTO audit ({driver.names(_COLUMNS)}) VALUES ({driver.markers(len(_COLUMNS))})"
 
 
+def declared_agents(store: Store) -> list[SimpleNamespace]:
+    """Agents seen in requests (the daily rollup), each with the owner and purpose of its
+    latest day: who a policy change reaches besides registered or switched agents."""
+    r = rollups.ROLLUP_DAILY.c
+    query = sa.select(r.agent, r.owner, r.purpose, sa.func.max(r.day).label("day")).group_by(
+        r.agent, r.owner, r.purpose
+    )
+    latest: dict[str, tuple[int, str, str]] = {}
+    with store.engine.connect() as conn:
+        for agent, owner, purpose, day in conn.execute(query.where(r.agent != "")):
+            if agent not in latest or day > latest[agent][0]:
+                latest[agent] = (day, owner, purpose)
+    return [
+        SimpleNamespace(name=name, owner=owner, purpose=purpose)
+        for name, (_, owner, purpose) in sorted(latest.items())
+    ]
+
+
 def last_declared(conn: Connection, name: str) -> SimpleNamespace:
     """`name` with the owner and purpose of its latest request record (blank if it sent
     none): how an agent that never registered is filed in its team's views."""

@@ -91,6 +91,37 @@ def test_show_effective_unknown_agent_needs_fields(home: Path) -> None:
     assert res.exit_code == 0 and json.loads(res.output)["verification"] == "unverified"
 
 
+def test_agents_known_only_from_traffic_are_in_dry_runs_and_effective_views(
+    home: Path,
+) -> None:
+    # Regression: `apply --dry-run` said "no effective change for known agents" for a
+    # policy that capped every agent sending traffic, and `show --effective NAME` said
+    # the agent was not in the store.
+    store = Store(f"sqlite:///{home / 'agentctl.db'}")
+    store.migrate()
+    store.append_records(
+        [
+            {"request_id": f"t{i}", "ts_us": 1_700_000_000_000_000 + i, "agent": name,
+             "owner": "team-x", "purpose": "production", "status": 200, "outcome": "served"}
+            for i, name in enumerate(["prod-bot", "cron-job"])
+        ]
+    )  # fmt: skip
+    store.close()
+    policy = home / "cap.yaml"
+    policy.write_text("apiVersion: agentctl/v1\ndefaults:\n  budgets:\n    day: {usd: '0.1'}\n")
+    dry = runner.invoke(app, ["policy", "apply", str(policy), "--dry-run", "--json"])
+    assert dry.exit_code == 0, dry.output
+    assert sorted(json.loads(dry.output)["changes"]) == ["cron-job", "prod-bot"]
+    shown = runner.invoke(app, ["policy", "show", "--effective", "prod-bot", "--json"])
+    assert shown.exit_code == 0, shown.output
+    view = json.loads(shown.output)
+    assert (view["owner"], view["purpose"], view["verification"]) == (
+        "team-x",
+        "production",
+        "unverified",
+    )
+
+
 def test_schema_is_json_schema() -> None:
     schema = json.loads(runner.invoke(app, ["policy", "schema"]).output)
     assert "properties" in schema and "agents" in schema["properties"]
