@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -97,7 +97,10 @@ def export(
     tz: Tz = "UTC",
     fmt: Annotated[str, typer.Option("--format", help="jsonl (one record per line).")] = "jsonl",
     kind: Annotated[
-        list[str] | None, typer.Option("--kind", help="Only these kinds (request, disable, ...).")
+        list[str] | None,
+        typer.Option(
+            "--kind", help="Only these kinds: repeat it or separate by commas (request,disable)."
+        ),
     ] = None,
     db: Db = None,
 ) -> None:
@@ -105,11 +108,12 @@ def export(
     if fmt != "jsonl":
         raise CliError(f"unknown format {fmt!r}; export writes jsonl", exit_code=2)
     zone_info = zone(tz)
+    store = open_db(db, existing=True)
+    kinds = [k.strip() for value in kind or () for k in value.split(",") if k.strip()] or None
+    if kinds:
+        _warn_absent_kinds(store, kinds)
     rows = iter_records(
-        open_db(db, existing=True),
-        parse_time(since, zone_info),
-        parse_time(until, zone_info),
-        kinds=kind,
+        store, parse_time(since, zone_info), parse_time(until, zone_info), kinds=kinds
     )
     write = sys.stdout.write
     try:
@@ -118,3 +122,20 @@ def export(
         sys.stdout.flush()
     except BrokenPipeError:  # `| head` closed the pipe: not an error
         sys.stderr.close()
+
+
+def _warn_absent_kinds(store: Any, kinds: list[str]) -> None:
+    """An auditor asking for a kind the store has never recorded (a typo) is told so,
+    instead of receiving an empty file in silence."""
+    import sqlalchemy as sa
+
+    from agentctl.store.tables import audit
+
+    with store.engine.connect() as conn:
+        present = {r[0] for r in conn.execute(sa.select(audit.c.kind).distinct())}
+    absent = [k for k in kinds if k not in present]
+    if absent:
+        render.warn(
+            f"no record of kind {', '.join(repr(k) for k in absent)} in this store; kinds "
+            f"recorded: {', '.join(sorted(present)) or 'none'}"
+        )

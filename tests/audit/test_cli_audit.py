@@ -83,3 +83,15 @@ def test_export_streams_raw_records_that_re_verify(db: str) -> None:
     assert len(day) < 200
     code, out = cli("audit", "export", "--db", db, "--format", "csv")
     assert code == 2
+
+
+def test_export_kinds_by_commas_and_a_typo_is_named(db: str) -> None:
+    # Regression: `--kind disable,enable` and `--kind bogus` exported nothing, silently.
+    Store(db).record_event("disable", agent="bot-1", actor="op", reason="incident")
+    code, out = cli("audit", "export", "--db", db, "--kind", "disable,request")
+    kinds = [json.loads(line)["kind"] for line in out.splitlines()]
+    assert code == 0 and set(kinds) == {"disable", "request"} and len(kinds) == 601
+    result = runner.invoke(app, ["audit", "export", "--db", db, "--kind", "bogus"])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert "no record of kind 'bogus' in this store" in result.stderr
+    assert "kinds recorded: disable, request" in result.stderr
