@@ -246,13 +246,13 @@ class TrustKeeper:
             level = logging.WARNING if event.kind in ("throttle", "disable") else logging.INFO
             log.log(
                 level,
-                "trust %s of %s by the %s detector%s%s; undo: %s",
+                "trust %s of %s by the %s detector%s%s%s",
                 event.kind,
                 event.agent,
                 event.detector,
                 measured(event.detector, event.value, event.threshold),
                 f": {event.reason}" if event.reason else "",
-                event.undo,
+                f"; undo: {event.undo}" if event.undo else "",
             )
             if event.kind == "disable" and event.automatic and latch:
                 self.directory.disable_locally(event.agent, _reason(event), TRUST_ACTOR)

@@ -67,6 +67,8 @@ class TrustEvent:
 def undo_command(agent: str, kind: str, detector: str, tier_before: str) -> str | None:
     if kind == DISABLE or detector == "disable":  # detector "disable": an operator's
         return f'agentctl agents enable {agent} --reason "..."'
+    if detector == "pin":  # an operator's pin: unpinning gives the engine the tier back
+        return f'agentctl trust unpin {agent} --reason "..."'
     if kind in (THROTTLE, TIER_CHANGE) and tier_before not in ("", "quarantined"):
         return f'agentctl trust pin {agent} --tier {tier_before} --ttl 24h --reason "..."'
     if kind == ALERT and detector in ("cost_creep", "request_rate", "cost_rate", "model_jump"):

@@ -172,3 +172,13 @@ def test_an_operator_disable_is_undone_by_enable_not_a_pin() -> None:
     engine = TrustEngine(clock=lambda: 1_000_000.0)
     (event,) = engine.on_disable("bot", "incident")
     assert event.undo == 'agentctl agents enable bot --reason "..."'
+
+
+def test_a_pin_is_undone_by_unpin_not_another_pin() -> None:
+    """Regression (operator trial): a pin's undo said `trust pin ... --tier probation
+    --ttl 24h`, which would have frozen the agent in probation for a day."""
+    from agentctl.trust import TrustEngine
+
+    engine = TrustEngine(clock=lambda: 1_000_000.0)
+    events = engine.pin("bot", "standard", reason="vetted", ttl=3600)
+    assert events and all(e.undo == 'agentctl trust unpin bot --reason "..."' for e in events)
