@@ -29,7 +29,39 @@ def _load(files: list[Path]) -> Any:
     missing = [str(f) for f in files if not f.exists()]
     if missing:
         raise CliError(f"no such file: {', '.join(missing)}", exit_code=2)
-    return load_files(files)
+    policy = load_files(files)
+    _check_purposes(policy)
+    return policy
+
+
+def _check_purposes(policy: Any) -> None:
+    """A `purposes:` scope outside `identity.purposes` can never match: the gateway
+    refuses any other purpose in X-Agent-Identity (a typo like 'prodution' would
+    silently never apply)."""
+    import difflib
+
+    from agentctl.config import load_settings
+    from agentctl.errors import ConfigError
+    from agentctl.identity import DEFAULT_PURPOSES
+    from agentctl.policy.loader import PolicyError, PolicyIssue
+
+    try:
+        allowed = set(load_settings().identity.purposes)
+    except ConfigError:  # a broken agentctl.yaml is serve's to report
+        allowed = set(DEFAULT_PURPOSES)
+    issues = []
+    for name in policy.document.purposes:
+        if name not in allowed:
+            close = difflib.get_close_matches(name, sorted(allowed), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            reason = (
+                f"purpose {name!r} is not in identity.purposes ({', '.join(sorted(allowed))}), "
+                f"so no request can declare it{hint}"
+            )
+            source = policy.scope_sources.get(f"purposes.{name}", "")
+            issues.append(PolicyIssue(source, f"purposes.{name}", reason))
+    if issues:
+        raise PolicyError(issues)
 
 
 def _identities(store: Store) -> list[Identity]:

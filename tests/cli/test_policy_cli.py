@@ -122,6 +122,22 @@ def test_agents_known_only_from_traffic_are_in_dry_runs_and_effective_views(
     )
 
 
+def test_a_purpose_no_request_can_declare_is_invalid(home: Path) -> None:
+    # Regression (operator trial): a typo'd purpose scope validated, and never applied.
+    typo = home / "p.yaml"
+    home.mkdir(parents=True, exist_ok=True)
+    typo.write_text(
+        "apiVersion: agentctl/v1\npurposes:\n  prodution: {lane: priority}\n  batch: {}\n"
+    )
+    res = runner.invoke(app, ["policy", "validate", str(typo)])
+    assert res.exit_code == 1
+    assert f"{typo}: purposes.prodution: purpose 'prodution' is not in identity.purposes" in (
+        res.output
+    )
+    assert "(did you mean 'production'?)" in res.output and "'batch'" not in res.output
+    assert runner.invoke(app, ["policy", "apply", str(typo)]).exit_code == 1
+
+
 def test_schema_is_json_schema() -> None:
     schema = json.loads(runner.invoke(app, ["policy", "schema"]).output)
     assert "properties" in schema and "agents" in schema["properties"]
