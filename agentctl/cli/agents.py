@@ -85,21 +85,41 @@ def register(
 
 @app.command("list")
 def list_agents(team: Team = None, db: Db = None, json_out: Json = False) -> None:
-    """List agents known to the store (registered or switched by name)."""
-    agents = open_db(db, existing=True).list_agents(owner=team)
+    """List agents: registered, switched by name, or known from their requests."""
+    from agentctl.store.sql import declared_agents
+
+    store = open_db(db, existing=True)
+    views = [agent_view(a) for a in store.list_agents(owner=team)]
+    listed = {a.name for a in store.list_agents()} if team else {v["name"] for v in views}
+    views += [
+        {
+            "name": a.name,
+            "owner": a.owner,
+            "purpose": a.purpose,
+            "status": "active",
+            "registered": False,
+            "status_reason": None,
+            "status_actor": None,
+            "status_at": None,
+            "created_at": None,  # never registered: known from its requests
+        }
+        for a in declared_agents(store)
+        if a.name not in listed and (not team or a.owner == team)
+    ]
+    views.sort(key=lambda v: v["name"])
     if json_out:
-        render.emit_json([agent_view(a) for a in agents])
+        render.emit_json(views)
         return
     rows = [
         (
-            a.name,
-            a.owner,
-            a.purpose,
-            a.status,
-            "token" if a.registered else "declared",
-            a.status_reason or "",
+            v["name"],
+            v["owner"],
+            v["purpose"],
+            v["status"],
+            "token" if v["registered"] else "declared",
+            v["status_reason"] or "",
         )
-        for a in agents
+        for v in views
     ]
     render.show(render.table(("agent", "owner", "purpose", "status", "identity", "reason"), rows))
 

@@ -138,6 +138,14 @@ def test_show_an_agent_that_only_declared_itself(home: Path) -> None:
     )
     res = runner.invoke(app, ["agents", "show", "tinny"])
     assert res.exit_code == 1 and "did you mean 'tiny'?" in res.output
+    # `agents list` shows it too (it listed only registered or switched agents)
+    runner.invoke(app, ["agents", "register", "reg", "--owner", "team-y", "--purpose", "batch"])
+    listed = json.loads(runner.invoke(app, ["agents", "list", "--json"]).output)
+    assert [(a["name"], a["registered"]) for a in listed] == [("reg", True), ("tiny", False)]
+    mine = json.loads(runner.invoke(app, ["agents", "list", "--team", "team-x", "--json"]).output)
+    assert mine == []  # tiny last declared team-y
+    theirs = runner.invoke(app, ["agents", "list", "--team", "team-y", "--json"]).output
+    assert [a["name"] for a in json.loads(theirs)] == ["reg", "tiny"]
 
 
 def test_disabling_a_declared_agent_files_it_under_its_team(home: Path) -> None:
