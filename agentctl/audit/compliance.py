@@ -2,7 +2,7 @@
 
 Each figure comes from `build_report` with the same filters as the page's totals, so
 the per-day chart, the top agents and the refusals all add up to the totals, which
-equal `agentctl report --json` with the same flags.
+equal `agentctl report --format json` with the same flags.
 """
 
 from __future__ import annotations

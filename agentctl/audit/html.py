@@ -219,7 +219,7 @@ def render(c: Compliance) -> str:
         f"<p>Period: <b>{escape(_period(c))}</b>. Filters: {escape(filters)}.</p>"
         f'<p class="note">Generated {escape(_when(c.generated_us, c))} by agentctl '
         f"{escape(__version__)} from its tamper-evident audit log. Figures are exact and "
-        "reconcile with <code>agentctl report --json</code> run with the same options.</p>"
+        "reconcile with <code>agentctl report --format json</code> run with the same options.</p>"
         "</header>"
         f"{_totals(c)}{_cost_per_day(c, colors)}{_agents(c, colors)}{_groups(c)}{_controls(c)}"
         '<footer id="integrity"><h2>Integrity</h2><p class="note">Every record is hash-chained '
