@@ -76,7 +76,8 @@ def summary(event: dict[str, Any]) -> str:
         was = before.get("status") if isinstance(before, dict) else None
         now = after.get("status") if isinstance(after, dict) else None
         if was != now:
-            return f"status {was or 'unknown'} -> {now}"
+            # No row before: an agent known only from its requests, which were served.
+            return f"status {was or 'active (declared)'} -> {now}"
         return f"status {now}"
     if kind == "policy_apply":
         return f"policy {str(before or 'none')[:12]} -> {str(after)[:12]}"

@@ -82,7 +82,7 @@ async def reload(gw: Gateway, load: Callable[[], Settings]) -> list[str]:
     gw.state_version = -1  # read the registry now, not at the next poll
     await gw.refresh()
     if kept:
-        log.warning("reloaded config; these settings need a restart to change: %s", kept)
+        log.warning("reloaded config; these settings need a restart to change: %s", ", ".join(kept))
     else:
         log.info("reloaded config and policies")
     return kept

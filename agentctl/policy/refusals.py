@@ -69,6 +69,11 @@ def not_allowed(rule_id: str, policy: EffectivePolicy, path: str, reason: str) -
     return Refusal(403, rule_id, message, should_retry=False)
 
 
+def _whole(seconds: float) -> float:
+    """Whole seconds past a minute: 'in 1h8m33s', not 'in 1h8m32.512s'."""
+    return float(round(seconds)) if seconds >= 60 else seconds
+
+
 def budget(
     policy: EffectivePolicy, ref: WindowRef, ex: Exceeded, now: float, *, hint: str = ""
 ) -> Refusal:
@@ -88,7 +93,7 @@ def budget(
         f"{ADJECTIVE[win.period]} {unit_name} budget exceeded for {subject}: scope {scope}, "
         f"window {win.window_id} ({win.zone}), used {amount(ex.unit, ex.used)} + this "
         f"request {amount(ex.unit, ex.requested)} > limit {amount(ex.unit, ex.limit)}; "
-        f"resets at {win.reset_at().isoformat()} (in {go_duration(left)})"
+        f"resets at {win.reset_at().isoformat()} (in {go_duration(_whole(left))})"
     )
     if hint and ex.unit != "requests" and ex.used < ex.limit:
         message += f"; {hint}"

@@ -148,3 +148,12 @@ def test_rollups_maintained_by_the_writer_equal_a_rebuild(store: Store) -> None:
             g.unit: sorted(tuple(r) for r in conn.execute(g.table.select())) for g in rollups.GRAINS
         }
     assert before == after and len(before["hour"]) > len(before["day"]) > 0
+
+
+def test_a_switch_of_an_agent_known_only_from_requests_says_it_was_active() -> None:
+    # Regression (operator trial): the HTML controls table said "status unknown ->
+    # disabled" for an agent that had been serving.
+    from agentctl.audit.controls import summary
+
+    event = {"kind": "disable", "detail": {"before": None, "after": {"status": "disabled"}}}
+    assert summary(event) == "status active (declared) -> disabled"

@@ -153,6 +153,13 @@ async def test_budget_refusal_says_an_unset_max_tokens_reserved_the_policy_defau
     assert "worst case" not in (await refused(gov)).message
 
 
+async def test_a_reset_hours_away_is_said_in_whole_seconds() -> None:
+    # Regression (operator trial): "(in 1h8m32.512s)".
+    gov = governor("defaults:\n  budgets:\n    day: {requests: 1}\n", FakeClock(T0 + 0.488))
+    await admit(gov)
+    assert (await refused(gov)).message.endswith("(in 12h0m0s)")
+
+
 async def test_window_resetting_within_a_minute_says_when_instead_of_stop() -> None:
     clock = FakeClock(at("2024-03-10T12:59:30"))
     gov = governor("defaults:\n  budgets:\n    hour: {requests: 1}\n", clock)
