@@ -86,6 +86,7 @@ def report(
     if since_us is not None and until_us is not None and since_us >= until_us:
         raise CliError(f"--since {since} is not before --until {until}; swap them", exit_code=2)
     store = open_db(db, existing=True)
+    _warn_unknown_names(store, agent=agent, team=team)
     if fmt == "html":
         from agentctl.audit.compliance import gather
         from agentctl.audit.html import render as render_html
@@ -99,6 +100,28 @@ def report(
         return
     text = {"json": _json, "jsonl": _jsonl, "csv": _csv, "md": _markdown, "table": _plain}[fmt]
     _write(text(data), output)
+
+
+def _warn_unknown_names(store: Any, *, agent: str | None, team: str | None) -> None:
+    """A --team or --agent no record has ever named (a typo) would report zeros in
+    silence: say so, with the closest names the audit knows."""
+    import difflib
+
+    import sqlalchemy as sa
+
+    from agentctl.store.rollups import ROLLUP_DAILY
+
+    r = ROLLUP_DAILY.c
+    for flag, value, column in (("--team", team, r.owner), ("--agent", agent, r.agent)):
+        if not value:
+            continue
+        with store.engine.connect() as conn:
+            if conn.execute(sa.select(column).where(column == value).limit(1)).first():
+                continue
+            names = [n for (n,) in conn.execute(sa.select(column).distinct()) if n]
+        close = difflib.get_close_matches(value, names, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        render.warn(f"no audit record names {flag} {value!r}{hint}")
 
 
 def _now(value: str | None) -> datetime:

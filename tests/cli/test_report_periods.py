@@ -239,3 +239,14 @@ def test_requests_without_an_identity_are_labelled_for_people(tmp_path: Path) ->
     assert any(line.startswith("| (no identity) | - | - | 1 | 1 |") for line in md)
     raw = report(url)
     assert {r["agent"] for r in raw["rows"]} == {"", "bot"}  # JSON keeps the raw value
+
+
+def test_a_team_no_record_names_is_warned_about(db: str) -> None:
+    # Regression (operator trial): `report --team team-mll` printed zeros, exit 0, no hint.
+    known = report(db)["rows"][0]["owner"]
+    typo = known[:-1] + known[-1] * 2
+    result = runner.invoke(app, ["report", "--db", db, "--team", typo, "--format", "json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["totals"]["requests"] == 0
+    assert f"no audit record names --team {typo!r}; did you mean {known!r}" in result.stderr
+    clean = runner.invoke(app, ["report", "--db", db, "--team", known, "--format", "json"])
+    assert "no audit record names" not in clean.stderr
