@@ -164,14 +164,16 @@ def refuse_if_disabled(gw: Gateway, name: str) -> None:
     asks, model listings included."""
     agent = gw.directory.agent(name)
     if agent is not None and agent.status == "disabled":
-        raise Refusal(
-            403,
-            "agent_disabled",
-            f"agent {agent.name!r} is disabled ({agent.status_reason or 'no reason given'}, "
-            f"by {agent.status_actor or 'unknown'}); an operator can re-enable it with "
-            f"`agentctl agents enable {agent.name} --reason ...`",
-            should_retry=False,
+        reason = agent.status_reason or "no reason given"
+        message = (
+            f"agent {agent.name!r} is disabled ({reason}, by {agent.status_actor or 'unknown'})"
         )
+        if "agentctl agents enable" not in reason:  # a breaker's reason already says it
+            message += (
+                f"; an operator can re-enable it with `agentctl agents enable {agent.name} "
+                "--reason ...`"
+            )
+        raise Refusal(403, "agent_disabled", message, should_retry=False)
 
 
 def record(gw: Gateway, call: Call, request: web.Request) -> None:

@@ -271,6 +271,8 @@ agents:
             served += 1
     assert err.value.code == "agent_disabled"
     assert err.value.response.headers["x-should-retry"] == "false"
+    # the breaker's reason names the fix once (it was said twice)
+    assert err.value.message.count("agentctl agents enable bot-a") == 1
     # latched within one request of crossing: ~11.5e6 pico per call, threshold 30e6
     assert served == 3
     await b.chat.completions.create(model="gpt-4o-mini", messages=MSG)
