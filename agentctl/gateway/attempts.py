@@ -27,6 +27,8 @@ from agentctl.gateway.call import Call
 from agentctl.gateway.pools import ClientGone, NoUpstream, Pools, Saturated, Slot
 from agentctl.gateway.routing import LANES, Plan, Route
 
+QUEUED_GONE = "client disconnected while queued for an upstream slot"
+
 
 class Attempts:
     def __init__(
@@ -65,10 +67,13 @@ class Attempts:
         except Saturated as exc:
             raise self._saturated(exc) from None
         except ClientGone:
-            # What aiohttp would do with handler cancellation on: the pipeline records
-            # the request as `disconnected` and settles its reservation.
-            self.call.message = "client disconnected while queued for an upstream slot"
+            # Seen by the queue's own poll: end as a cancelled handler would. The
+            # pipeline records the request `disconnected` and settles its reservation.
+            self.call.message = QUEUED_GONE
             raise asyncio.CancelledError(self.call.message) from None
+        except asyncio.CancelledError:  # the handler was cancelled: the client hung up
+            self.call.message = QUEUED_GONE
+            raise
         except NoUpstream:
             raise Refusal(
                 503,

@@ -195,7 +195,15 @@ class GatewayServer(web.Server):
 
 
 class GatewayRunner(web.AppRunner):
-    """`web.AppRunner` whose connections are `GatewayProtocol`s."""
+    """`web.AppRunner` whose connections are `GatewayProtocol`s, with handler
+    cancellation on: a client that hangs up cancels its request's handler, so a request
+    still waiting on its upstream stops there (the upstream connection is dropped, its
+    slot freed) and is recorded 499 `disconnected` at once, not when the upstream answers
+    or times out (aiohttp's default since 3.9 lets the handler run on)."""
+
+    def __init__(self, app: web.Application, **kwargs: Any) -> None:
+        kwargs.setdefault("handler_cancellation", True)
+        super().__init__(app, **kwargs)
 
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()

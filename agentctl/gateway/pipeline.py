@@ -38,7 +38,8 @@ from agentctl.trust import Gate
 from agentctl.usage import Usage
 
 log = logging.getLogger("agentctl.pipeline")
-RECORDED = web.RequestKey("agentctl_recorded", bool)  # this request's record is journaled
+RECORDED = web.RequestKey("agentctl_recorded", bool)
+CLOSED_MID_BODY = "the client closed the connection mid-body"  # this request's record is journaled
 
 
 async def handle(request: web.Request, endpoint: str) -> web.StreamResponse:
@@ -91,7 +92,11 @@ async def handle(request: web.Request, endpoint: str) -> web.StreamResponse:
 
 async def proxy(gw: Gateway, request: web.Request, call: Call, endpoint: str) -> web.StreamResponse:
     call.identity = await gw.identify(request.headers)
-    raw = await read_body(request, gw.limits.max_body_bytes, gw.limits.body_timeout_seconds)
+    try:
+        raw = await read_body(request, gw.limits.max_body_bytes, gw.limits.body_timeout_seconds)
+    except asyncio.CancelledError:  # hung up mid-body: recorded as read_body would say it
+        call.refuse(499, "client_closed_request", CLOSED_MID_BODY, refused=True)
+        raise
     body = parse_body(raw)
     facts = call.facts = extract_facts(
         body,

@@ -481,12 +481,13 @@ async def _relay_stream(
             data = meter.feed(chunk) if chunk else b""
             if capture is not None and data:
                 capture.take_stream(data)
+            if data:
+                call.mark_first_byte()  # before the record below, which carries it
             if meter.terminal and not final:
                 final = True
                 call.usage = _metered(meter, facts, call)
                 on_final()  # journaled before the client has the last event
             if data:
-                call.mark_first_byte()
                 await out.write(data)
             try:
                 chunk = await chunks.__anext__()
@@ -499,7 +500,14 @@ async def _relay_stream(
         if tail:
             await out.write(tail)
         await out.write_eof()
-    except (ConnectionResetError, aiohttp.ClientConnectionResetError) as exc:
+    except asyncio.CancelledError:
+        # The client hung up (its handler is cancelled), or the drain ran out: record()
+        # tells the second from the first by the client's connection.
+        if request.transport is None or request.transport.is_closing():
+            call.outcome = "disconnected"
+            call.message = "client disconnected mid-stream"
+        raise
+    except (ConnectionError, aiohttp.ClientConnectionResetError) as exc:
         # The client went away (writes fail) or the upstream reset: find out which.
         if request.transport is None or request.transport.is_closing():
             call.outcome = "disconnected"

@@ -5,6 +5,7 @@ gateway keeps serving."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 
@@ -118,3 +119,26 @@ async def test_disconnect_before_the_upstream_answers_is_recorded(
     await give_up_before_first_byte(gateway, json.dumps(BODY).encode())
     rows = await settled_rows(gateway)
     assert [(r["status"], r["outcome"]) for r in rows] == [(499, "disconnected")]
+
+
+async def test_hanging_up_while_the_upstream_has_not_answered_frees_it_at_once(
+    gateway: GatewayHarness,
+) -> None:
+    # Regression (third attack): the gateway did not notice a client that hung up before
+    # the upstream's headers. It held the upstream connection and slot until the
+    # first-byte timeout (120 s), then recorded the request as a 504.
+    assert gateway.sim is not None
+    headers = {**HEADERS, "x-sim-hang": "1"}
+    async with aiohttp.ClientSession() as session:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.3):
+                await session.post(gateway.url + CHAT, data=json.dumps(BODY), headers=headers)
+    # the session is closed: the client is gone
+
+    async def freed() -> bool | None:
+        return (gateway.gw.inflight == 0 and gateway.sim.state.in_flight == 0) or None
+
+    await eventually(freed)
+    [rec] = await request_rows(gateway)
+    assert (rec["status"], rec["outcome"], rec["cost_pico"]) == (499, "disconnected", 0)
+    await ok(gateway)

@@ -119,6 +119,9 @@ async def test_stream_with_include_usage_passes_the_chunk(gateway: GatewayHarnes
         usage.prompt_tokens,
         usage.completion_tokens,
     )
+    # Regression: a stream whose first chunk held its last event was recorded before its
+    # first byte was timed (ttfb_ms null on most fast streams).
+    assert rec["ttfb_ms"] is not None and 0 < rec["ttfb_ms"] <= rec["latency_ms"]
 
 
 async def test_sync_stream(gateway: GatewayHarness) -> None:
