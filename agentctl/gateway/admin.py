@@ -119,14 +119,14 @@ async def agent(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     known = gw.directory.agent(name)
     engine = gw.trust.engine
-    if known is None and name not in engine.agents():
+    seen = None if known else gw.directory.declared(name)
+    if known is None and seen is None and name not in engine.agents():
         raise GatewayError(
             404,
             "agent_not_found",
             f"this gateway knows no agent {name!r} (not registered, no traffic since start)",
         )
     # An unregistered agent: the owner and purpose it declared lately, or the query's.
-    seen = None if known else gw.directory.declared(name)
     query = request.query
     identity = Identity(
         name,

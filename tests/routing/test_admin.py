@@ -217,3 +217,15 @@ async def test_agentctl_upstreams_against_a_live_gateway(gateway: GatewayHarness
         runner.invoke, cli, ["upstreams", "--url", "http://127.0.0.1:9", "--json"]
     )
     assert gone.exit_code == 1 and "cannot reach the gateway" in gone.output
+
+
+async def test_a_declared_agent_is_known_with_trust_off(gateway: GatewayHarness) -> None:
+    # Regression (third attack): with trust disabled every unregistered agent was a 404
+    # ("knows no agent"): "known" came from the trust engine's list only.
+    from agentctl.config import TrustSettings
+
+    await gateway.restart(trust=TrustSettings(enabled=False))
+    assert (await post(gateway, "hello", PROD)).status_code == 200
+    agent = (await get(gateway, "/admin/agents/prod-a")).json()
+    assert (agent["owner"], agent["trust"]) == ("team-ml", {"enabled": False, "tier": None})
+    assert (await get(gateway, "/admin/agents/nobody")).status_code == 404
