@@ -136,11 +136,20 @@ class PoolOptions(_Model):
     queue_timeout: float = Field(default=30.0, ge=0)
     max_queue: int = Field(default=1000, ge=0)
 
+    @field_validator("fallback_on", mode="before")
+    @classmethod
+    def _status_as_text(cls, value: Any) -> Any:
+        """YAML reads an unquoted 429 as a number: take it as the status it names."""
+        if isinstance(value, list | tuple):
+            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
+
 
 class Pool(PoolOptions):
     """An explicit pool: client model globs (and alias names) served by `upstreams`,
     named in preference order. Models no pool claims get an implicit pool of every
-    upstream whose `models`/`aliases` match, with the `routing:` options."""
+    upstream whose `models`/`aliases` match, with the `routing:` options; an explicit pool
+    takes `routing:` for every option it does not set itself."""
 
     name: str
     models: tuple[str, ...]
@@ -341,6 +350,18 @@ class FileConfig(_Model):
     @model_validator(mode="after")
     def _pools(self) -> FileConfig:
         _check_pools(self.upstreams, self.pools)
+        # An explicit pool takes `routing:` for every option it does not set itself.
+        inherited = tuple(
+            pool.model_copy(
+                update={
+                    k: getattr(self.routing, k)
+                    for k in PoolOptions.model_fields
+                    if k not in pool.model_fields_set and k in self.routing.model_fields_set
+                }
+            )
+            for pool in self.pools
+        )
+        object.__setattr__(self, "pools", inherited)
         return self
 
 

@@ -69,6 +69,22 @@ def test_a_full_routing_config_loads_and_routes(tmp_path: Path) -> None:
     assert "fast" in router.models()
 
 
+def test_an_explicit_pool_inherits_the_routing_options_it_does_not_set(tmp_path: Path) -> None:
+    # Regression (third attack): `routing: {queue_timeout: 5}` was ignored by every
+    # explicit pool (they had their own defaults), and an unquoted 429 failed to load.
+    settings = settings_from(
+        tmp_path,
+        "upstreams: [{name: a, base_url: 'http://a/v1'}, {name: b, base_url: 'http://b/v1'}]\n"
+        "pools:\n"
+        "  - {name: p, models: ['gpt-*'], upstreams: [a, b], max_attempts: 2}\n"
+        "routing: {queue_timeout: 5, fallback_on: [connect, 429]}\n",
+    )
+    [pool] = settings.pools
+    assert (pool.queue_timeout, pool.max_attempts, pool.fallback_on) == (5, 2, ("connect", "429"))
+    assert pool.max_queue == 1000  # set nowhere: the default
+    assert settings.routing.fallback_on == ("connect", "429")
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
