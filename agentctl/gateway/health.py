@@ -65,8 +65,9 @@ class Health:
         now = self.clock() if now is None else now
         if ok:
             self.failures = 0
-            if probe or self.state == HALF_OPEN:
-                self.state, self.ejections = HEALTHY, 0
+            # Any success heals: a probe, a half-open try, or an ejected upstream used as
+            # the last resort (the only member) that answered fine.
+            self.state, self.ejections = HEALTHY, 0
             return
         self.failures += 1
         if probe or (

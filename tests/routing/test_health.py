@@ -127,3 +127,17 @@ async def test_a_stream_broken_before_its_first_event_falls_back(
     assert attempts[0]["error"] in ("ClientPayloadError", "ServerDisconnectedError")
     assert attempts[1] == {"upstream": "b", "status": 200}
     assert (rec["outcome"], rec["upstream"], rec["usage_source"]) == ("served", "b", "reported")
+
+
+def test_an_ejected_upstream_used_as_the_last_resort_heals_when_it_answers() -> None:
+    # Regression (third attack): the only upstream, ejected after 429/500/503s, kept
+    # serving 200s (panic routing) yet stayed ejected, and /admin/health said degraded.
+    from agentctl.gateway.health import EJECTED, HEALTHY, Health
+
+    health = Health(HealthSettings(failures=3, eject_seconds=10), clock=lambda: 100.0)
+    for _ in range(3):
+        health.record(False, probe=False)
+    assert health.state == EJECTED
+    assert health.start() is False  # still inside its ejection: panic routing, no probe
+    health.record(True, probe=False)
+    assert health.state == HEALTHY and health.ejections == 0
