@@ -34,7 +34,7 @@ def _status(store: Store) -> dict[str, Any]:
 @app.command("status")
 def status(db: Db = None, config: ConfigFile = None, json_out: Json = False) -> None:
     """Show applied and pending migrations (exit 0 either way)."""
-    store = open_db(db, config, migrate=False)
+    store = open_db(db, config, migrate=False, existing=True)  # a read: creates nothing
     try:
         info = _status(store)
     finally:

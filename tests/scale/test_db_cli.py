@@ -42,3 +42,15 @@ def test_sqlite_migrate_reports_what_it_did(home: Path) -> None:
     assert done.returncode == 0, done.stderr
     info = json.loads(done.stdout)
     assert info["backend"] == "sqlite" and info["ran"] == ALL and info["pending"] == []
+
+
+def test_db_status_on_a_mistyped_path_creates_nothing(tmp_path: Path) -> None:
+    # Regression (third attack): `db status` (a read) created the directory and a file.
+    from typer.testing import CliRunner
+
+    from agentctl.cli import app
+
+    missing = tmp_path / "no" / "such" / "x.db"
+    result = CliRunner().invoke(app, ["db", "status", "--db", f"sqlite:///{missing}"])
+    assert result.exit_code == 1 and f"no agentctl database at {missing}" in result.output
+    assert not (tmp_path / "no").exists()
