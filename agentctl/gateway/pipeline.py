@@ -38,8 +38,8 @@ from agentctl.trust import Gate
 from agentctl.usage import Usage
 
 log = logging.getLogger("agentctl.pipeline")
-RECORDED = web.RequestKey("agentctl_recorded", bool)
-CLOSED_MID_BODY = "the client closed the connection mid-body"  # this request's record is journaled
+RECORDED = web.RequestKey("agentctl_recorded", bool)  # this request's record is journaled
+CLOSED_MID_BODY = "the client closed the connection mid-body"
 
 
 async def handle(request: web.Request, endpoint: str) -> web.StreamResponse:
