@@ -95,7 +95,8 @@ async def proxy(gw: Gateway, request: web.Request, call: Call, endpoint: str) ->
     try:
         raw = await read_body(request, gw.limits.max_body_bytes, gw.limits.body_timeout_seconds)
     except asyncio.CancelledError:  # hung up mid-body: recorded as read_body would say it
-        call.refuse(499, "client_closed_request", CLOSED_MID_BODY, refused=True)
+        if not gw.cutting:  # (cut by the drain instead: record() says `interrupted`)
+            call.refuse(499, "client_closed_request", CLOSED_MID_BODY, refused=True)
         raise
     body = parse_body(raw)
     facts = call.facts = extract_facts(
