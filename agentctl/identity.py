@@ -23,11 +23,10 @@ MAX_VALUE = 64
 
 _VALUE = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
 _KEY = re.compile(r"[a-z][a-z0-9-]{0,31}")
-_VALID_VALUE_HINT = (
+VALID_VALUE_HINT = (
     "lowercase ASCII letters, digits, '.', '_' or '-', starting and ending with a letter "
     "or digit, at most 64 characters"
 )
-VALID_VALUE_HINT = _VALID_VALUE_HINT
 
 
 def value_ok(text: str) -> bool:
@@ -138,7 +137,7 @@ def parse_identity(
         if key in fields:
             raise IdentityError(f"{HEADER} field '{key}' appears twice; send it once")
         if value == "":
-            raise IdentityError(f"{HEADER} field '{key}' is empty; expected {_VALID_VALUE_HINT}")
+            raise IdentityError(f"{HEADER} field '{key}' is empty; expected {VALID_VALUE_HINT}")
         if value != value.lower() and _VALUE.fullmatch(value.lower()):
             raise IdentityError(
                 f"{HEADER} field '{key}' must be lowercase: did you mean '{value.lower()}'?"
@@ -149,7 +148,7 @@ def parse_identity(
             )
         if not _VALUE.fullmatch(value):
             raise IdentityError(
-                f"{HEADER} field '{key}' has invalid value '{value}'; expected {_VALID_VALUE_HINT}"
+                f"{HEADER} field '{key}' has invalid value '{value}'; expected {VALID_VALUE_HINT}"
             )
         fields[key] = value
         order.append(key)

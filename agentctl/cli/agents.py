@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -193,8 +192,7 @@ def _refuse_unknown(store: Any, name: str, *, hint: str) -> None:
     known = _known_names(store)
     if name in known:
         return
-    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
-    maybe = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    maybe = render.did_you_mean(name, known)
     raise CliError(f"no agent named {name!r} is registered or has made a request{maybe} {hint}")
 
 

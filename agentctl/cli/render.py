@@ -45,6 +45,14 @@ def emit_line(data: Any) -> None:
     sys.stdout.flush()
 
 
+def did_you_mean(value: str, names: Iterable[str]) -> str:
+    """'; did you mean 'a', 'b'?' naming up to three close matches of `value`, or ''."""
+    import difflib
+
+    close = difflib.get_close_matches(value, sorted(names), n=3, cutoff=0.6)
+    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
 def error(message: str) -> None:
     from rich.markup import escape
 

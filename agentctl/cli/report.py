@@ -105,8 +105,6 @@ def report(
 def _warn_unknown_names(store: Any, *, agent: str | None, team: str | None) -> None:
     """A --team or --agent no record has ever named (a typo) would report zeros in
     silence: say so, with the closest names the audit knows."""
-    import difflib
-
     import sqlalchemy as sa
 
     from agentctl.store.rollups import ROLLUP_DAILY
@@ -119,9 +117,7 @@ def _warn_unknown_names(store: Any, *, agent: str | None, team: str | None) -> N
             if conn.execute(sa.select(column).where(column == value).limit(1)).first():
                 continue
             names = [n for (n,) in conn.execute(sa.select(column).distinct()) if n]
-        close = difflib.get_close_matches(value, names, n=3, cutoff=0.6)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        render.warn(f"no audit record names {flag} {value!r}{hint}")
+        render.warn(f"no audit record names {flag} {value!r}{render.did_you_mean(value, names)}")
 
 
 def _now(value: str | None) -> datetime:
